@@ -1,0 +1,32 @@
+"""The HTTP API: blueprints that parse with a schema, call one service, dump."""
+
+from flask_smorest import Blueprint as _Blueprint
+from webargs.flaskparser import FlaskParser
+
+from ..auth import authenticate
+from ..errors import require_json_body
+
+
+class _Parser(FlaskParser):
+    # DRF (and so Waldur clients) answer validation errors with 400, not 422.
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(_Blueprint):
+    """A smorest blueprint whose requests are JSON-checked and authenticated."""
+
+    ARGUMENTS_PARSER = _Parser()
+
+    def __init__(self, *args, public: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.before_request(require_json_body)
+        if not public:
+            self.before_request(authenticate)
+
+
+def register(api) -> None:
+    """Register every API blueprint."""
+    from . import chat_quota, health, metering
+
+    for module in (chat_quota, metering, health):
+        api.register_blueprint(module.blp)

@@ -1,0 +1,35 @@
+"""The two Waldur-compatible endpoints: read usage, set a user's quota."""
+
+from flask import Response, current_app
+
+from ..auth import PRIVILEGED, current_user, require, target_user
+from ..extensions import db
+from ..schemas import ChatQuotaSchema, SetTokenQuotaRequestSchema, UserQuerySchema
+from ..services import limits
+from ..services.usage import quota_report
+from . import Blueprint
+
+blp = Blueprint("chat_quota", __name__, url_prefix="/api/chat-quota",
+                description="Token quotas: usage and limits.")
+
+
+@blp.route("/usage/", methods=["GET"])
+@blp.arguments(UserQuerySchema, location="query")
+@blp.response(200, ChatQuotaSchema)
+@blp.doc(operationId="chat_quota_usage_retrieve", summary="List Chat Quota Usage")
+def usage(args):
+    """Return the current token quota and usage of a user (yourself by default)."""
+    user = target_user(args.get("user_uuid"), *PRIVILEGED)
+    return quota_report(db.session, user, current_app.config["TZ"]).fields()
+
+
+@blp.route("/set_quota/", methods=["POST"])
+@require("is_staff", "is_support")
+@blp.arguments(SetTokenQuotaRequestSchema)
+@blp.response(200)
+@blp.doc(operationId="chat_quota_set_quota", summary="Set token quota for user")
+def set_quota(args):
+    """Set a user's limits: null resets to the default, an omitted field is kept."""
+    user_uuid = args.pop("user_uuid")
+    limits.set_quota(db.session, current_user(), user_uuid, args)
+    return Response(status=200)  # the seed API answers with an empty body

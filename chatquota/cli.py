@@ -1,0 +1,151 @@
+"""Command line: `flask --app chatquota <command>`. Thin wrappers over services.
+
+Scriptable: `create-user` prints only the uuid and `create-token` only the key
+on stdout; messages go to stderr; errors exit non-zero with one line.
+"""
+
+import json
+import os
+
+import click
+from flask import current_app
+from marshmallow import ValidationError
+
+from .extensions import db
+from .periods import PERIODS
+from .schemas import SetTokenQuotaRequestSchema, Uuid
+from .services import accounts, limits
+from .services.errors import DomainError
+from .services.usage import quota_report
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+def _first_error(err: ValidationError) -> str:
+    field, messages = next(iter(err.normalized_messages().items()))
+    return f"{field}: {messages[0] if isinstance(messages, list) else messages}"
+
+
+def _limit(value: str, field: str) -> int | None:
+    """Parse a CLI limit: an integer, -1 (unlimited) or `default`/`null`."""
+    if value.lower() in ("default", "null", "none"):
+        return None
+    try:
+        return SetTokenQuotaRequestSchema().load({"user_uuid": "0" * 32, field: value})[field]
+    except ValidationError as err:
+        _fail(_first_error(err))
+
+
+def _run(fn, *args, **kwargs):
+    """Call a service, turning its domain errors into a one-line CLI error."""
+    try:
+        return fn(*args, **kwargs)
+    except DomainError as err:
+        _fail(err.message)
+
+
+@click.command("init-db")
+def init_db():
+    """Create the database tables if they do not exist."""
+    db.create_all()
+    click.echo("Database ready.", err=True)
+
+
+@click.command("create-user")
+@click.argument("name")
+@click.option("--uuid", "user_uuid", help="Use this uuid instead of a random one.")
+@click.option("--staff", is_flag=True, help="Staff: everything, including defaults and users.")
+@click.option("--support", is_flag=True, help="Support: read anyone's usage, set quotas.")
+@click.option("--service", is_flag=True, help="Service account: metering for a chat backend.")
+def create_user(name, user_uuid, staff, support, service):
+    """Create a user and print its uuid."""
+    if user_uuid is not None:
+        try:
+            user_uuid = Uuid().deserialize(user_uuid)
+        except ValidationError:
+            _fail(f"--uuid: not a valid UUID: {user_uuid!r}")
+    if not name.strip() or len(name) > 150:
+        _fail("NAME must be 1 to 150 characters.")
+    user = _run(accounts.create_user, db.session, None, name, user_uuid,
+                is_staff=staff, is_support=support, is_service=service)
+    click.echo(user.uuid)
+
+
+@click.command("create-token")
+@click.argument("name")
+@click.option("--label", default="", help="A note to tell tokens apart.")
+def create_token(name, label):
+    """Issue an API token for user NAME and print its key (shown only once)."""
+    user = _run(accounts.get_user_by_name, db.session, name)
+    _token, key = _run(accounts.issue_token, db.session, None, user, label)
+    click.echo(key)
+
+
+@click.command("set-default")
+@click.argument("period", type=click.Choice(PERIODS))
+@click.argument("limit")
+def set_default(period, limit):
+    """Set the system default LIMIT (-1 = unlimited) of PERIOD."""
+    value = _limit(limit, f"{period}_limit")
+    if value is None:
+        _fail("LIMIT must be an integer >= -1.")
+    limits.set_defaults(db.session, None, {period: value})
+    click.echo(f"{period} default set to {value}.", err=True)
+
+
+@click.command("set-quota")
+@click.argument("name")
+@click.option("--daily", help="Limit, -1 for unlimited, or 'default'.")
+@click.option("--weekly", help="Limit, -1 for unlimited, or 'default'.")
+@click.option("--monthly", help="Limit, -1 for unlimited, or 'default'.")
+def set_quota(name, daily, weekly, monthly):
+    """Set user NAME's limits; periods not given keep their value."""
+    given = {"daily": daily, "weekly": weekly, "monthly": monthly}
+    changes = {f"{p}_limit": _limit(v, f"{p}_limit") for p, v in given.items() if v is not None}
+    if not changes:
+        _fail("Give at least one of --daily, --weekly, --monthly.")
+    user = _run(accounts.get_user_by_name, db.session, name)
+    _run(limits.set_quota, db.session, None, user.uuid, changes)
+    click.echo(f"Quota of {name} updated.", err=True)
+
+
+@click.command("usage")
+@click.argument("name")
+def usage(name):
+    """Print user NAME's quota and usage as JSON."""
+    user = _run(accounts.get_user_by_name, db.session, name)
+    report = quota_report(db.session, user, current_app.config["TZ"])
+    click.echo(json.dumps(report.fields(), indent=2))
+
+
+@click.command("ensure-admin")
+@click.option("--username", default="admin", show_default=True)
+def ensure_admin(username):
+    """Create the first staff account if there is none; print its token once.
+
+    Uses CHATQUOTA_ADMIN_TOKEN as the key when set. Does nothing when a staff
+    user already exists, so it is safe on every start.
+    """
+    from sqlalchemy import select
+
+    from .models import User
+
+    if db.session.scalar(select(User.id).where(User.is_staff).limit(1)) is not None:
+        click.echo("A staff account exists; nothing to do.", err=True)
+        return
+    user = _run(accounts.create_user, db.session, None, username, is_staff=True)
+    _token, key = _run(accounts.issue_token, db.session, None, user, "first admin",
+                       key=os.environ.get("CHATQUOTA_ADMIN_TOKEN") or None)
+    click.echo(f"Created staff user {username!r}. Its API token (shown once):", err=True)
+    click.echo(key)
+
+
+COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin)
+
+
+def init_app(app) -> None:
+    """Register the CLI commands on the app."""
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,0 +1,79 @@
+"""Settings: defaults, then `instance/config.py`, then `CHATQUOTA_*` variables.
+
+Every environment variable the application reads is listed here once, with
+its default (the README's configuration table mirrors this list).
+"""
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# name -> (config key, default, parser); a default of None means "computed".
+ENVIRONMENT = {
+    "CHATQUOTA_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", None, str),
+    "CHATQUOTA_TIMEZONE": ("TIMEZONE", "UTC", str),
+    "CHATQUOTA_SECRET_KEY": ("SECRET_KEY", None, str),
+    "CHATQUOTA_MAX_BODY_BYTES": ("MAX_CONTENT_LENGTH", 65536, int),
+    "CHATQUOTA_SQLITE_BUSY_TIMEOUT_MS": ("SQLITE_BUSY_TIMEOUT_MS", 30000, int),
+    "CHATQUOTA_SQLITE_SYNCHRONOUS": ("SQLITE_SYNCHRONOUS", "FULL", str),
+    "CHATQUOTA_DB_POOL_SIZE": ("DB_POOL_SIZE", 5, int),
+    "CHATQUOTA_DB_MAX_OVERFLOW": ("DB_MAX_OVERFLOW", 5, int),
+    "CHATQUOTA_RESERVATION_MAX_TTL": ("RESERVATION_MAX_TTL", 86400, int),
+}
+
+_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the application cannot run with."""
+
+
+def load(app, test_config: dict | None) -> None:
+    """Fill `app.config` and validate it."""
+    for _name, (key, default, _parser) in ENVIRONMENT.items():
+        if default is not None:
+            app.config[key] = default
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(
+        Path(app.instance_path) / "chatquota.sqlite3"
+    )
+    app.config.from_pyfile("config.py", silent=True)
+    for name, (key, _default, parser) in ENVIRONMENT.items():
+        if name in os.environ:
+            try:
+                app.config[key] = parser(os.environ[name])
+            except ValueError:
+                raise ConfigError(f"{name} must be {parser.__name__}, got {os.environ[name]!r}")
+    if test_config:
+        app.config.update(test_config)
+    _finish(app)
+
+
+def _finish(app) -> None:
+    try:
+        app.config["TZ"] = ZoneInfo(app.config["TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"CHATQUOTA_TIMEZONE: unknown time zone {app.config['TIMEZONE']!r}")
+    sync = str(app.config["SQLITE_SYNCHRONOUS"]).upper()
+    if sync not in _SYNCHRONOUS:
+        raise ConfigError(f"CHATQUOTA_SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS)}")
+    app.config["SQLITE_SYNCHRONOUS"] = sync
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
+
+
+def _instance_secret(instance: Path) -> str:
+    """Return the secret kept in instance/secret_key, creating it once."""
+    path = instance / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        instance.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        try:
+            with open(path, "x") as f:
+                f.write(secret)
+            path.chmod(0o600)
+        except FileExistsError:  # another worker won the race
+            return path.read_text().strip()
+        return secret

@@ -1,0 +1,101 @@
+"""The one place errors become HTTP responses, in Django REST Framework's shape.
+
+Validation errors: 400 `{"field": ["message", ...]}` (`non_field_errors` for
+the body as a whole). Everything else: `{"detail": "message"}`.
+"""
+
+from flask import jsonify, request
+from marshmallow.schema import SCHEMA
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+
+from .services import errors as domain
+
+STATUS = {
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.InvalidValue: 400,
+    domain.QuotaExceeded: 429,
+}
+
+DETAILS = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    413: "Request body too large.",
+    415: "Unsupported media type; send application/json.",
+    429: "Request was throttled.",
+    500: "A server error occurred.",
+}
+
+
+def error_response(status: int, body: dict, headers: dict | None = None):
+    """Return a JSON error response."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def validation_body(messages: dict) -> dict:
+    """Flatten webargs' `{location: {field: [...]}}` into DRF's `{field: [...]}`."""
+    body = {}
+    for location_or_field, value in messages.items():
+        nested = value if isinstance(value, dict) else {location_or_field: value}
+        for field, errors in nested.items():
+            key = "non_field_errors" if field == SCHEMA else field
+            body.setdefault(key, []).extend(_flatten(errors))
+    return body
+
+
+def _flatten(errors) -> list[str]:
+    if isinstance(errors, dict):
+        return [m for v in errors.values() for m in _flatten(v)]
+    if isinstance(errors, list):
+        return [m for v in errors for m in _flatten(v)]
+    return [str(errors)]
+
+
+def handle_http_exception(error: HTTPException):
+    """Render any HTTPException (abort, routing, webargs) as a DRF-style body."""
+    data = getattr(error, "data", None) or {}
+    headers = dict(data.get("headers") or {})
+    if error.code == 401:
+        headers["WWW-Authenticate"] = "Token"
+    if "messages" in data:
+        return error_response(error.code, validation_body(data["messages"]), headers)
+    if error.code == 405:
+        detail = f'Method "{request.method}" not allowed.'
+    else:
+        detail = data.get("message") or DETAILS.get(error.code) or error.description
+    return error_response(error.code, {"detail": detail}, headers)
+
+
+def handle_domain_error(error: domain.DomainError):
+    """Render a service's domain error."""
+    if isinstance(error, domain.QuotaExceeded):
+        r = error.refusal
+        body = {"detail": r.detail, "period": r.period, "reset_at": r.reset_at,
+                "remaining": r.remaining}
+        return error_response(429, body, {"Retry-After": str(r.retry_after)})
+    if isinstance(error, domain.InvalidValue):
+        return error_response(400, {error.field: [error.message]})
+    status = next(code for cls, code in STATUS.items() if isinstance(error, cls))
+    return error_response(status, {"detail": error.message})
+
+
+def require_json_body():
+    """Refuse, before any view runs, bodies that are not well-formed JSON."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.content_length:
+        return None
+    if not request.is_json:
+        raise UnsupportedMediaType()
+    if request.get_json(silent=True) is None:
+        return error_response(400, {"detail": "JSON parse error: the body is not valid JSON."})
+    return None
+
+
+def register(app, api) -> None:
+    """Install the error handlers on the app."""
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(domain.DomainError, handle_domain_error)

@@ -1,0 +1,193 @@
+"""Marshmallow schemas: request validation, response shapes, and the OpenAPI document.
+
+Shapes and ranges only; anything that needs the database is a service's job.
+Error messages follow Django REST Framework's, which Waldur clients show.
+"""
+
+import re
+import uuid as uuidlib
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from .periods import PERIODS
+from .services.limits import MAX_LIMIT, UNLIMITED
+
+_INTEGRAL_STRING = re.compile(r"^\s*-?\d+(\.0*)?\s*$")
+
+
+class Integral(fields.Integer):
+    """An integer: ints, integral floats (5.0) and numeric strings ("100").
+
+    Unlike marshmallow's Integer it refuses 5.5 (instead of truncating) and
+    booleans, as DRF's IntegerField does.
+    """
+
+    default_error_messages = {"invalid": "A valid integer is required."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        elif isinstance(value, str) and _INTEGRAL_STRING.match(value):
+            value = int(value.strip().split(".")[0])
+        if not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def limit_field(description: str) -> Integral:
+    """Return a per-period limit field: null, -1 (unlimited) or 0..2**53-1."""
+    return Integral(
+        allow_none=True,
+        validate=validate.Range(min=UNLIMITED, max=MAX_LIMIT),
+        metadata={"description": description},
+    )
+
+
+def token_field(**kwargs) -> Integral:
+    """Return a token-count field: 0..2**53-1."""
+    return Integral(validate=validate.Range(min=0, max=MAX_LIMIT), **kwargs)
+
+
+class Uuid(fields.UUID):
+    """A UUID in any standard textual form, loaded as 32 lowercase hex digits."""
+
+    default_error_messages = {"invalid_uuid": "Must be a valid UUID."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid_uuid")
+        try:
+            return uuidlib.UUID(value.strip()).hex
+        except ValueError:
+            raise self.make_error("invalid_uuid") from None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else uuidlib.UUID(str(value)).hex
+
+
+class StrictSchema(Schema):
+    """A request body: unknown fields are an error, not silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class UserQuerySchema(Schema):
+    user_uuid = Uuid(metadata={"description": "UUID of user to view quota for "
+                               "(staff/support only). Omit to view your own quota."})
+
+
+class ChatQuotaSchema(Schema):
+    """The 15 fields of a user's token quota."""
+
+    daily_limit = fields.Integer(allow_none=True, metadata={"description": "Daily token limit (non-negative integer). Null uses system default. -1 means unlimited."})
+    daily_usage = fields.Integer()
+    daily_remaining = fields.Integer(allow_none=True, metadata={"description": "Get remaining daily tokens."})
+    daily_reset_at = fields.String(metadata={"format": "date-time", "description": "Calculate next midnight (00:00:00)."})
+    daily_system_default = fields.Integer(metadata={"description": "Get system default daily token limit from constance config."})
+    weekly_limit = fields.Integer(allow_none=True, metadata={"description": "Weekly token limit (non-negative integer). Null uses system default. -1 means unlimited."})
+    weekly_usage = fields.Integer()
+    weekly_remaining = fields.Integer(allow_none=True, metadata={"description": "Get remaining weekly tokens."})
+    weekly_reset_at = fields.String(metadata={"format": "date-time", "description": "Calculate next Monday at midnight."})
+    weekly_system_default = fields.Integer(metadata={"description": "Get system default weekly token limit from constance config."})
+    monthly_limit = fields.Integer(allow_none=True, metadata={"description": "Monthly token limit (non-negative integer). Null uses system default. -1 means unlimited."})
+    monthly_usage = fields.Integer()
+    monthly_remaining = fields.Integer(allow_none=True, metadata={"description": "Get remaining monthly tokens."})
+    monthly_reset_at = fields.String(metadata={"format": "date-time", "description": "Calculate first day of next month at midnight."})
+    monthly_system_default = fields.Integer(metadata={"description": "Get system default monthly token limit from constance config."})
+
+
+class SetTokenQuotaRequestSchema(StrictSchema):
+    """Set some of a user's limits; an omitted field keeps its value."""
+
+    user_uuid = Uuid(required=True, metadata={"description": "UUID of the user to set quota for."})
+    daily_limit = limit_field("Daily token limit. null = system default, -1 = unlimited; omit to keep.")
+    weekly_limit = limit_field("Weekly token limit. null = system default, -1 = unlimited; omit to keep.")
+    monthly_limit = limit_field("Monthly token limit. null = system default, -1 = unlimited; omit to keep.")
+
+
+class CheckRequestSchema(StrictSchema):
+    user_uuid = Uuid(metadata={"description": "Whose quota to check; omit for your own."})
+    tokens = token_field(load_default=0, metadata={"description": "Tokens the request may use."})
+
+
+class CheckResponseSchema(ChatQuotaSchema):
+    allowed = fields.Boolean(metadata={"description": "Always true; a refusal is a 429."})
+    tokens = fields.Integer()
+    held = fields.Integer(metadata={"description": "Tokens held by live reservations."})
+
+
+class ConsumeRequestSchema(StrictSchema):
+    """One usage report: `tokens`, or `input_tokens` and/or `output_tokens`."""
+
+    user_uuid = Uuid(required=True)
+    input_tokens = token_field()
+    output_tokens = token_field()
+    tokens = token_field(metadata={"description": "Total; defaults to input + output."})
+    model = fields.String(validate=validate.Length(min=1, max=200))
+    idempotency_key = fields.String(validate=validate.Length(min=1, max=200))
+    enforce = fields.Boolean(load_default=True, metadata={
+        "description": "Record only if admitted (default). false records spent tokens always."})
+
+    @validates_schema
+    def _total(self, data, **kwargs):
+        resolve_tokens(data)
+
+
+def resolve_tokens(data: dict) -> None:
+    """Fill `tokens` from input + output, or refuse an inconsistent or empty count."""
+    parts = [data[k] for k in ("input_tokens", "output_tokens") if data.get(k) is not None]
+    if "tokens" not in data:
+        if not parts:
+            raise ValidationError("Give tokens, or input_tokens and/or output_tokens.", "tokens")
+        data["tokens"] = sum(parts)
+    elif parts and sum(parts) != data["tokens"]:
+        raise ValidationError("Must equal input_tokens + output_tokens.", "tokens")
+    if data["tokens"] > MAX_LIMIT:
+        raise ValidationError(f"Ensure this value is less than or equal to {MAX_LIMIT}.", "tokens")
+
+
+class UsageEventSchema(Schema):
+    uuid = Uuid()
+    user_uuid = Uuid(attribute="user.uuid")
+    tokens = fields.Integer()
+    input_tokens = fields.Integer(allow_none=True)
+    output_tokens = fields.Integer(allow_none=True)
+    model = fields.String(allow_none=True)
+    enforced = fields.Boolean()
+    idempotency_key = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class ConsumeResponseSchema(Schema):
+    event = fields.Nested(UsageEventSchema)
+    usage = fields.Nested(ChatQuotaSchema)
+
+
+class RefusalSchema(Schema):
+    """429: the first refusing period; `Retry-After` gives the seconds to wait."""
+
+    detail = fields.String(metadata={"example": "Daily token limit exceeded."})
+    period = fields.String(validate=validate.OneOf(PERIODS))
+    reset_at = fields.String(metadata={"format": "date-time"})
+    remaining = fields.Integer(metadata={"description": "Tokens still admissible in that period."})
+
+
+class ErrorSchema(Schema):
+    """Every error except validation: `{"detail": "..."}`."""
+
+    detail = fields.String()
+
+
+class ValidationErrorSchema(Schema):
+    """400: field name (or `non_field_errors`) -> list of messages."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    database = fields.String()

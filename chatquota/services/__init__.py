@@ -1,0 +1,1 @@
+"""Business rules and transactions. Plain functions over a session; no Flask."""

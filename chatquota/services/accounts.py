@@ -1,0 +1,135 @@
+"""Users and API tokens: creation, lookup and token authentication."""
+
+import hashlib
+import hmac
+import secrets
+import uuid as uuidlib
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .. import clock
+from ..dialect import write_transaction
+from ..models import ApiToken, Quota, User
+from . import audit
+from .errors import InvalidValue, TokenNotFound, UserNotFound
+
+TOKEN_PREFIX = "cq_"
+MIN_KEY_LENGTH = 20
+ROLES = ("is_staff", "is_support", "is_service")
+
+
+def hash_key(key: str) -> str:
+    """Return the stored form of an API key (SHA-256; keys are high-entropy)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """Return a fresh random API key (256 bits)."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def authenticate(session: Session, key: str) -> User | None:
+    """Return the active user owning an unrevoked token with this key, else None."""
+    digest = hash_key(key)
+    row = session.execute(
+        select(ApiToken.key_hash, User)
+        .join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.key_hash == digest, ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None or not hmac.compare_digest(row[0], digest):
+        return None
+    return row[1] if row[1].is_active else None
+
+
+def get_user(session: Session, user_uuid: str) -> User:
+    """Return the user with this uuid (32 hex digits) or raise UserNotFound."""
+    user = session.scalar(select(User).where(User.uuid == user_uuid))
+    if user is None:
+        raise UserNotFound()
+    return user
+
+
+def get_user_by_name(session: Session, username: str) -> User:
+    """Return the user with this username or raise UserNotFound."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserNotFound(f"User {username!r} not found.")
+    return user
+
+
+def create_user(
+    session: Session,
+    actor: User | None,
+    username: str,
+    user_uuid: str | None = None,
+    **roles: bool,
+) -> User:
+    """Create a user with an empty quota (all limits follow the defaults)."""
+    user = User(
+        uuid=user_uuid or uuidlib.uuid4().hex,
+        username=username,
+        is_active=True,
+        created_at=clock.now(),
+        **{role: bool(roles.get(role)) for role in ROLES},
+    )
+    user.quota = Quota()
+    try:
+        with write_transaction(session):
+            session.add(user)
+            session.flush()
+            audit.record(session, actor, "user.create", username, "user", None,
+                         _user_state(user), target_user=user)
+    except IntegrityError:
+        taken = session.scalar(select(User.id).where(User.uuid == user.uuid))
+        if taken is not None:
+            raise InvalidValue("uuid", "A user with this uuid already exists.") from None
+        raise InvalidValue("username", "A user with this username already exists.") from None
+    return user
+
+
+def issue_token(
+    session: Session, actor: User | None, user: User, name: str = "", key: str | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for `user`; return it and its key, which is never stored."""
+    key = key or new_key()
+    if len(key) < MIN_KEY_LENGTH:
+        raise InvalidValue("key", f"A key must have at least {MIN_KEY_LENGTH} characters.")
+    token = ApiToken(
+        uuid=uuidlib.uuid4().hex,
+        user_id=user.id,
+        key_hash=hash_key(key),
+        prefix=key[:8],
+        name=name,
+        created_at=clock.now(),
+    )
+    try:
+        with write_transaction(session):
+            session.add(token)
+            session.flush()
+            audit.record(session, actor, "token.create", user.username, "token", None,
+                         token.prefix, target_user=user)
+    except IntegrityError:
+        raise InvalidValue("key", "This key is already in use.") from None
+    return token, key
+
+
+def revoke_token(session: Session, actor: User | None, user: User, token_uuid: str) -> ApiToken:
+    """Revoke one of the user's tokens; revoking twice changes nothing."""
+    with write_transaction(session):
+        token = session.scalar(
+            select(ApiToken).where(ApiToken.uuid == token_uuid, ApiToken.user_id == user.id)
+        )
+        if token is None:
+            raise TokenNotFound()
+        if token.revoked_at is None:
+            token.revoked_at = clock.now()
+            audit.record(session, actor, "token.revoke", user.username, "token",
+                         token.prefix, None, target_user=user)
+    return token
+
+
+def _user_state(user: User) -> dict:
+    return {"username": user.username, "is_active": user.is_active,
+            **{role: getattr(user, role) for role in ROLES}}

@@ -1,0 +1,67 @@
+"""Limits: system defaults, per-user limits, and resolving the effective one."""
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..dialect import write_transaction
+from ..models import Setting, User
+from ..periods import PERIODS
+from . import audit
+from .accounts import get_user
+
+UNLIMITED = -1
+MAX_LIMIT = 2**53 - 1
+_DEFAULT_KEYS = {f"{period}_default": period for period in PERIODS}
+
+
+def effective_limit(limit: int | None, default: int) -> int:
+    """Return the limit that applies: the user's own, else the system default."""
+    return default if limit is None else limit
+
+
+def remaining(limit: int, usage: int) -> int | None:
+    """Return tokens left in a period, or None when unlimited."""
+    return None if limit == UNLIMITED else max(0, limit - usage)
+
+
+def get_defaults(session: Session) -> dict[str, int]:
+    """Return the system default of each period (-1 until an operator sets it)."""
+    rows = session.execute(
+        select(Setting.key, Setting.value).where(Setting.key.in_(_DEFAULT_KEYS))
+    ).all()
+    stored = {_DEFAULT_KEYS[key]: value for key, value in rows}
+    return {period: stored.get(period, UNLIMITED) for period in PERIODS}
+
+
+def set_defaults(session: Session, actor: User | None, changes: dict[str, int]) -> dict[str, int]:
+    """Change some system defaults (period -> limit); return all three."""
+    with write_transaction(session):
+        current = get_defaults(session)
+        for period, value in changes.items():
+            if current[period] == value:
+                continue
+            setting = session.get(Setting, f"{period}_default")
+            if setting is None:
+                session.add(Setting(key=f"{period}_default", value=value))
+            else:
+                setting.value = value
+            audit.record(session, actor, "default.update", "system", f"{period}_default",
+                         current[period], value)
+            current[period] = value
+    return current
+
+
+def set_quota(
+    session: Session, actor: User | None, user_uuid: str, changes: dict[str, int | None]
+) -> User:
+    """Set some of a user's limits (`<period>_limit` -> value or None); keep the rest."""
+    with write_transaction(session):
+        user = get_user(session, user_uuid)
+        for field, value in changes.items():
+            old = getattr(user.quota, field)
+            if old == value:
+                continue
+            setattr(user.quota, field, value)
+            audit.record(session, actor, "quota.update", user.username, field, old, value,
+                         target_user=user)
+    return user

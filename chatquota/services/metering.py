@@ -1,0 +1,141 @@
+"""Admission and recording of usage, atomically.
+
+Admission and the write happen in one write transaction (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: the user's quota row locked FOR UPDATE), so no number
+of concurrent callers can push a user past a limit.
+"""
+
+import hashlib
+import json
+import uuid as uuidlib
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import clock
+from ..dialect import upsert, write_transaction
+from ..models import Quota, UsageDay, UsageEvent, User
+from ..periods import local_day, seconds_until
+from .accounts import get_user
+from .errors import IdempotencyConflict, QuotaExceeded, Refusal
+from .limits import UNLIMITED
+from .usage import QuotaReport, quota_report
+
+
+def refusal(report: QuotaReport, tokens: int) -> Refusal | None:
+    """Return why `tokens` more are not admitted, or None when they are.
+
+    Admitted when, in every limited period, usage + holds + tokens <= limit
+    and usage + holds < limit (so a limit of 0 admits nothing, not even 0).
+    """
+    refusing = []
+    for p in report.periods:
+        limit = p.effective
+        if limit == UNLIMITED:
+            continue
+        committed = p.usage + report.held
+        if committed + tokens > limit or committed >= limit:
+            refusing.append((p, max(0, limit - committed)))
+    if not refusing:
+        return None
+    first, left = refusing[0]
+    latest_reset = max(p.window.reset_at for p, _ in refusing)
+    return Refusal(
+        period=first.window.period,
+        reset_at=report.fields()[f"{first.window.period}_reset_at"],
+        remaining=left,
+        retry_after=seconds_until(latest_reset, report.now),
+    )
+
+
+def request_hash(**fields) -> str:
+    """Return a fingerprint of a request body, to tell retries from reuse."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def lock_user(session: Session, user_uuid: str) -> User:
+    """Return the user, holding the per-user admission lock until commit."""
+    user = get_user(session, user_uuid)
+    session.execute(select(Quota.user_id).where(Quota.user_id == user.id).with_for_update())
+    return user
+
+
+def check(session: Session, user: User, tokens: int, tz: ZoneInfo) -> QuotaReport:
+    """Return the user's report if `tokens` would be admitted now, else raise."""
+    report = quota_report(session, user, tz)
+    denied = refusal(report, tokens)
+    if denied:
+        raise QuotaExceeded(denied)
+    return report
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """The outcome of `consume`: the event, the usage after it, and whether it is new."""
+
+    event: UsageEvent
+    report: QuotaReport
+    created: bool
+
+
+def consume(
+    session: Session,
+    tz: ZoneInfo,
+    *,
+    user_uuid: str,
+    tokens: int,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    model: str | None = None,
+    idempotency_key: str | None = None,
+    enforce: bool = True,
+) -> Consumption:
+    """Record one usage event; with `enforce`, only if admitted."""
+    fingerprint = request_hash(
+        tokens=tokens, input_tokens=input_tokens, output_tokens=output_tokens,
+        model=model, enforce=enforce,
+    )
+    with write_transaction(session):
+        user = lock_user(session, user_uuid)
+        if idempotency_key is not None:
+            earlier = find_event(session, user.id, idempotency_key)
+            if earlier is not None:
+                if earlier.request_hash != fingerprint:
+                    raise IdempotencyConflict()
+                return Consumption(earlier, quota_report(session, user, tz), created=False)
+        report = quota_report(session, user, tz)
+        if enforce:
+            denied = refusal(report, tokens)
+            if denied:
+                raise QuotaExceeded(denied)
+        event = record_event(
+            session, user, report, tokens, input_tokens=input_tokens,
+            output_tokens=output_tokens, model=model, enforced=enforce,
+            idempotency_key=idempotency_key, request_hash=fingerprint,
+        )
+    return Consumption(event, report.plus(tokens), created=True)
+
+
+def find_event(session: Session, user_id: int, idempotency_key: str) -> UsageEvent | None:
+    """Return the user's event recorded under this idempotency key, if any."""
+    return session.scalar(
+        select(UsageEvent).where(
+            UsageEvent.user_id == user_id, UsageEvent.idempotency_key == idempotency_key
+        )
+    )
+
+
+def record_event(session: Session, user: User, report: QuotaReport, tokens: int, **extra):
+    """Insert a usage event and add it to the day's total (caller holds the lock)."""
+    day = local_day(report.now, report.tz)
+    event = UsageEvent(
+        uuid=uuidlib.uuid4().hex, user_id=user.id, tokens=tokens, day=day,
+        created_at=report.now, **extra,
+    )
+    event.user = user
+    session.add(event)
+    upsert(session, UsageDay, {"user_id": user.id, "day": day, "tokens": tokens},
+           keys=["user_id", "day"], increment={"tokens": tokens})
+    return event

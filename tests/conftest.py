@@ -1,0 +1,109 @@
+"""Shared fixtures: a fresh database per test, users with tokens, a movable clock."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chatquota import clock, create_app
+from chatquota.extensions import db
+from chatquota.services import accounts
+
+
+@pytest.fixture
+def app(tmp_path):
+    """An app on a fresh SQLite file."""
+    app = create_app({
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+    })
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def session(app):
+    """The database session, inside an app context."""
+    with app.app_context():
+        yield db.session
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Clock:
+    """A clock tests set by hand: `clock.set(2026, 3, 1, 12)`."""
+
+    def __init__(self):
+        self.instant = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def set(self, *args, tzinfo=UTC):
+        self.instant = datetime(*args, tzinfo=tzinfo)
+        return self.instant
+
+    def __call__(self):
+        return self.instant
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch):
+    """Replace chatquota's clock; returns the Clock to move."""
+    fake = Clock()
+    monkeypatch.setattr(clock, "now", fake)
+    return fake
+
+
+class Account:
+    """A user and one of its API keys, with the header to send it."""
+
+    def __init__(self, user, key):
+        self.user, self.key, self.uuid = user, key, user.uuid
+        self.headers = {"Authorization": f"Token {key}"}
+
+
+@pytest.fixture
+def make_account(app):
+    """Create a user with a token: make_account("bob", is_staff=True)."""
+
+    def make(username, **roles):
+        with app.app_context():
+            user = accounts.create_user(db.session, None, username, **roles)
+            _token, key = accounts.issue_token(db.session, None, user)
+            return Account(user, key)
+
+    return make
+
+
+@pytest.fixture
+def staff(make_account):
+    return make_account("staff", is_staff=True)
+
+
+@pytest.fixture
+def support(make_account):
+    return make_account("support", is_support=True)
+
+
+@pytest.fixture
+def service(make_account):
+    return make_account("service", is_service=True)
+
+
+@pytest.fixture
+def alice(make_account):
+    return make_account("alice")
+
+
+@pytest.fixture
+def bob(make_account):
+    return make_account("bob")
