@@ -1,0 +1,71 @@
+"""Several gunicorn workers on one SQLite file never over-admit or lose a write."""
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func
+
+from chatquota import create_app
+from chatquota.extensions import db
+from chatquota.models import UsageDay, UsageEvent
+from chatquota.services import accounts, limits
+
+from .live import LiveServer
+
+CLIENTS = 48
+CALLS_PER_CLIENT = 12
+LIMIT = 2000
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A database file with a service account and a user limited to LIMIT tokens a day."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        db.create_all()
+        service = accounts.create_user(db.session, None, "backend", is_service=True)
+        _t, key = accounts.issue_token(db.session, None, service)
+        user = accounts.create_user(db.session, None, "heavy")
+        limits.set_quota(db.session, None, user.uuid, {"daily_limit": LIMIT})
+    return app, url, key, user.uuid
+
+
+def hammer(server_url, key, user_uuid, seed):
+    """One client: CALLS_PER_CLIENT consume calls; returns (status, body) pairs."""
+    rng = random.Random(seed)
+    results = []
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Token {key}"
+        for _ in range(CALLS_PER_CLIENT):
+            r = http.post(f"{server_url}/api/chat-quota/consume/",
+                          json={"user_uuid": user_uuid, "tokens": rng.randint(1, 20)}, timeout=60)
+            results.append((r.status_code, r.json()))
+    return results
+
+
+def test_workers_never_overshoot_and_lose_nothing(seeded, tmp_path):
+    app, url, key, user_uuid = seeded
+    log = tmp_path / "gunicorn.log"
+    with LiveServer(url, workers=4, log_path=log) as server:
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            futures = [pool.submit(hammer, server.url, key, user_uuid, i) for i in range(CLIENTS)]
+            results = [r for f in futures for r in f.result()]
+
+    statuses = [s for s, _ in results]
+    assert len(results) == CLIENTS * CALLS_PER_CLIENT
+    assert all(s in (201, 429) for s in statuses), sorted(set(statuses))
+    acknowledged = {body["event"]["uuid"]: body["event"]["tokens"] for s, body in results if s == 201}
+    assert statuses.count(429) > 0, "the load must reach the limit for this test to mean anything"
+
+    with app.app_context():
+        stored = dict(db.session.execute(db.select(UsageEvent.uuid, UsageEvent.tokens)).all())
+        day_total = db.session.scalar(db.select(func.sum(UsageDay.tokens)))
+    assert stored == acknowledged  # every 201 exactly once, nothing unacknowledged
+    assert sum(stored.values()) == day_total
+    assert day_total <= LIMIT
+    assert "database is locked" not in log.read_text()
+    print(f"\n{len(results)} calls from {CLIENTS} clients on 4 workers: "
+          f"{len(acknowledged)} admitted ({day_total}/{LIMIT} tokens), {statuses.count(429)} refused")
