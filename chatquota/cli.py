@@ -9,6 +9,7 @@ import os
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
 from .extensions import db
@@ -47,6 +48,7 @@ def _run(fn, *args, **kwargs):
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db():
     """Create the database tables if they do not exist."""
     db.create_all()
@@ -54,6 +56,7 @@ def init_db():
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("name")
 @click.option("--uuid", "user_uuid", help="Use this uuid instead of a random one.")
 @click.option("--staff", is_flag=True, help="Staff: everything, including defaults and users.")
@@ -74,6 +77,7 @@ def create_user(name, user_uuid, staff, support, service):
 
 
 @click.command("create-token")
+@with_appcontext
 @click.argument("name")
 @click.option("--label", default="", help="A note to tell tokens apart.")
 def create_token(name, label):
@@ -84,6 +88,7 @@ def create_token(name, label):
 
 
 @click.command("set-default")
+@with_appcontext
 @click.argument("period", type=click.Choice(PERIODS))
 @click.argument("limit")
 def set_default(period, limit):
@@ -96,6 +101,7 @@ def set_default(period, limit):
 
 
 @click.command("set-quota")
+@with_appcontext
 @click.argument("name")
 @click.option("--daily", help="Limit, -1 for unlimited, or 'default'.")
 @click.option("--weekly", help="Limit, -1 for unlimited, or 'default'.")
@@ -112,6 +118,7 @@ def set_quota(name, daily, weekly, monthly):
 
 
 @click.command("usage")
+@with_appcontext
 @click.argument("name")
 def usage(name):
     """Print user NAME's quota and usage as JSON."""
@@ -121,6 +128,7 @@ def usage(name):
 
 
 @click.command("ensure-admin")
+@with_appcontext
 @click.option("--username", default="admin", show_default=True)
 def ensure_admin(username):
     """Create the first staff account if there is none; print its token once.

@@ -1,0 +1,91 @@
+"""The command line, through Flask's test runner."""
+
+import json
+import re
+
+from chatquota.extensions import db
+from chatquota.models import AuditEntry
+from chatquota.services import accounts
+
+
+def invoke(runner, *args, **env):
+    return runner.invoke(args=list(args), env=env or None)
+
+
+def test_create_user_prints_only_the_uuid(app, runner):
+    result = invoke(runner, "create-user", "dana", "--support")
+    assert result.exit_code == 0
+    assert re.fullmatch(r"[0-9a-f]{32}\n", result.stdout)
+    with app.app_context():
+        user = accounts.get_user(db.session, result.stdout.strip())
+        assert user.username == "dana" and user.is_support and not user.is_staff
+
+
+def test_create_user_with_given_uuid_and_duplicates(runner):
+    result = invoke(runner, "create-user", "erin", "--uuid", "A1B2C3D4-E5F6-7890-ABCD-EF1234567890")
+    assert result.stdout == "a1b2c3d4e5f67890abcdef1234567890\n"
+    again = invoke(runner, "create-user", "erin")
+    assert again.exit_code == 1
+    assert again.stderr == "Error: A user with this username already exists.\n"
+    same_uuid = invoke(runner, "create-user", "frank", "--uuid", "a1b2c3d4e5f67890abcdef1234567890")
+    assert "uuid already exists" in same_uuid.stderr
+    bad = invoke(runner, "create-user", "gina", "--uuid", "nope")
+    assert bad.exit_code != 0 and "--uuid" in bad.stderr
+
+
+def test_create_token_prints_a_working_key(runner, client):
+    invoke(runner, "create-user", "hal")
+    result = invoke(runner, "create-token", "hal")
+    assert result.exit_code == 0
+    key = result.stdout.strip()
+    assert result.stdout == key + "\n"
+    response = client.get("/api/chat-quota/usage/", headers={"Authorization": f"Token {key}"})
+    assert response.status_code == 200
+
+
+def test_create_token_for_unknown_user_fails(runner):
+    result = invoke(runner, "create-token", "nobody")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: User 'nobody' not found.\n"
+
+
+def test_set_default_and_quota_and_usage(runner, app):
+    invoke(runner, "create-user", "ivy")
+    assert invoke(runner, "set-default", "weekly", "500").exit_code == 0
+    assert invoke(runner, "set-quota", "ivy", "--daily", "100", "--monthly", "-1").exit_code == 0
+    assert invoke(runner, "set-quota", "ivy", "--daily", "default").exit_code == 0
+    body = json.loads(invoke(runner, "usage", "ivy").stdout)
+    assert (body["daily_limit"], body["weekly_system_default"], body["monthly_limit"]) == (None, 500, -1)
+    with app.app_context():
+        actors = db.session.scalars(db.select(AuditEntry.actor)).all()
+    assert actors and set(actors) == {"cli"}
+
+
+def test_cli_rejects_bad_limits_without_changing_anything(runner):
+    invoke(runner, "create-user", "jo")
+    for args in (["set-quota", "jo", "--daily", "-5"], ["set-quota", "jo", "--daily", "1.5"],
+                 ["set-quota", "jo"], ["set-default", "daily", "lots"], ["set-default", "daily", "default"],
+                 ["set-default", "hourly", "5"], ["set-quota", "nobody", "--daily", "5"]):
+        result = invoke(runner, *args)
+        assert result.exit_code != 0, args
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and result.stderr.endswith(errors[0] + "\n"), result.stderr
+    body = json.loads(invoke(runner, "usage", "jo").stdout)
+    assert body["daily_limit"] is None and body["daily_system_default"] == -1
+
+
+def test_ensure_admin_creates_once_with_the_given_token(runner, client):
+    key = "my-own-admin-token-of-some-length"
+    first = invoke(runner, "ensure-admin", CHATQUOTA_ADMIN_TOKEN=key)
+    assert first.exit_code == 0 and first.stdout == key + "\n"
+    second = invoke(runner, "ensure-admin")
+    assert second.exit_code == 0 and second.stdout == ""
+    response = client.get("/api/chat-quota/usage/", headers={"Authorization": f"Token {key}"})
+    assert response.status_code == 200
+
+
+def test_every_command_has_help(runner):
+    for command in ("init-db", "create-user", "create-token", "set-default", "set-quota",
+                    "usage", "ensure-admin"):
+        result = invoke(runner, command, "--help")
+        assert result.exit_code == 0 and "Usage:" in result.stdout
