@@ -10,6 +10,7 @@ from .models import User
 from .services import accounts
 
 PRIVILEGED = ("is_staff", "is_support", "is_service")
+METERING = ("is_staff", "is_service")  # may check others, consume and reserve
 
 
 def authenticate():

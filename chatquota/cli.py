@@ -6,6 +6,7 @@ on stdout; messages go to stderr; errors exit non-zero with one line.
 
 import json
 import os
+from datetime import timedelta
 
 import click
 from flask import current_app
@@ -15,7 +16,7 @@ from marshmallow import ValidationError
 from .extensions import db
 from .periods import PERIODS
 from .schemas import SetTokenQuotaRequestSchema, Uuid
-from .services import accounts, limits
+from .services import accounts, limits, reservations
 from .services.errors import DomainError
 from .services.usage import quota_report
 
@@ -150,7 +151,18 @@ def ensure_admin(username):
     click.echo(key)
 
 
-COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin)
+@click.command("purge-reservations")
+@with_appcontext
+@click.option("--older-than-hours", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Keep holds that ended or expired more recently (late commits still work).")
+def purge_reservations(older_than_hours):
+    """Delete reservations that ended or expired long ago."""
+    count = reservations.purge(db.session, timedelta(hours=older_than_hours))
+    click.echo(f"Deleted {count} reservations.", err=True)
+
+
+COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin,
+            purge_reservations)
 
 
 def init_app(app) -> None:

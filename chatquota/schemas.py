@@ -9,8 +9,12 @@ import uuid as uuidlib
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from . import clock
 from .periods import PERIODS
 from .services.limits import MAX_LIMIT, UNLIMITED
+from .services.reservations import state_of
+
+MAX_TTL_SECONDS = 86400
 
 _INTEGRAL_STRING = re.compile(r"^\s*-?\d+(\.0*)?\s*$")
 
@@ -119,21 +123,36 @@ class CheckResponseSchema(ChatQuotaSchema):
     held = fields.Integer(metadata={"description": "Tokens held by live reservations."})
 
 
-class ConsumeRequestSchema(StrictSchema):
-    """One usage report: `tokens`, or `input_tokens` and/or `output_tokens`."""
+class TokensSchema(StrictSchema):
+    """Actual usage: `tokens`, or `input_tokens` and/or `output_tokens`."""
 
-    user_uuid = Uuid(required=True)
     input_tokens = token_field()
     output_tokens = token_field()
     tokens = token_field(metadata={"description": "Total; defaults to input + output."})
-    model = fields.String(validate=validate.Length(min=1, max=200))
-    idempotency_key = fields.String(validate=validate.Length(min=1, max=200))
-    enforce = fields.Boolean(load_default=True, metadata={
-        "description": "Record only if admitted (default). false records spent tokens always."})
 
     @validates_schema
     def _total(self, data, **kwargs):
         resolve_tokens(data)
+
+
+def model_field() -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=200),
+                         metadata={"description": "The LLM model, for reports."})
+
+
+def idempotency_field() -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=200), metadata={
+        "description": "Retries with the same key return the first result; unique per user."})
+
+
+class ConsumeRequestSchema(TokensSchema):
+    """One usage report for a user."""
+
+    user_uuid = Uuid(required=True)
+    model = model_field()
+    idempotency_key = idempotency_field()
+    enforce = fields.Boolean(load_default=True, metadata={
+        "description": "Record only if admitted (default). false records spent tokens always."})
 
 
 def resolve_tokens(data: dict) -> None:
@@ -162,6 +181,39 @@ class UsageEventSchema(Schema):
 
 
 class ConsumeResponseSchema(Schema):
+    event = fields.Nested(UsageEventSchema)
+    usage = fields.Nested(ChatQuotaSchema)
+
+
+class ReserveRequestSchema(StrictSchema):
+    """Hold tokens for a streamed reply."""
+
+    user_uuid = Uuid(required=True)
+    tokens = token_field(required=True, metadata={"description": "Tokens to hold (an estimate)."})
+    ttl_seconds = Integral(load_default=600, validate=validate.Range(min=1, max=MAX_TTL_SECONDS),
+                           metadata={"description": "How long the hold lasts unless ended."})
+    model = model_field()
+    idempotency_key = idempotency_field()
+
+
+class ReleaseRequestSchema(StrictSchema):
+    """Releasing takes no fields; an empty body or `{}`."""
+
+
+class ReservationSchema(Schema):
+    uuid = Uuid()
+    user_uuid = Uuid(attribute="user.uuid")
+    tokens = fields.Integer()
+    state = fields.Function(lambda r: state_of(r, clock.now()), metadata={
+        "enum": ["active", "committed", "released", "expired"]})
+    model = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+
+
+class CommitResponseSchema(Schema):
+    reservation = fields.Nested(ReservationSchema)
     event = fields.Nested(UsageEventSchema)
     usage = fields.Nested(ChatQuotaSchema)
 

@@ -26,7 +26,7 @@ class Blueprint(_Blueprint):
 
 def register(api) -> None:
     """Register every API blueprint."""
-    from . import chat_quota, health, metering
+    from . import chat_quota, health, metering, reservations
 
-    for module in (chat_quota, metering, health):
+    for module in (chat_quota, metering, reservations, health):
         api.register_blueprint(module.blp)

@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from ..auth import current_user, require, target_user
+from ..auth import METERING, require, target_user
 from ..extensions import db
 from ..schemas import (
     CheckRequestSchema,
@@ -16,8 +16,6 @@ from . import Blueprint
 
 blp = Blueprint("metering", __name__, url_prefix="/api/chat-quota",
                 description="Admission and usage recording for chat backends.")
-
-METERING = ("is_staff", "is_service")
 
 
 @blp.route("/check/", methods=["POST"])
