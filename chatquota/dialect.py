@@ -69,13 +69,12 @@ def write_transaction(session: Session):
         raise
 
 
-def upsert(session: Session, model, values: dict, keys: list[str], increment: dict):
-    """Insert a row, or add `increment` (column -> amount) to the existing one."""
+def upsert(session: Session, model, values: dict, keys: list[str],
+           add: tuple | list = (), replace: tuple | list = ()) -> None:
+    """Insert a row; if `keys` exist, add to the `add` columns and overwrite `replace`."""
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = module.insert(model).values(**values)
     table = model.__table__
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys,
-        set_={col: table.c[col] + amount for col, amount in increment.items()},
-    )
-    session.execute(stmt)
+    update = {col: table.c[col] + stmt.excluded[col] for col in add}
+    update.update({col: stmt.excluded[col] for col in replace})
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))

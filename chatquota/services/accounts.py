@@ -51,6 +51,21 @@ def get_user(session: Session, user_uuid: str) -> User:
     return user
 
 
+def lock_user(session: Session, user_uuid: str) -> User:
+    """Return the user with its quota re-read under the per-user write lock.
+
+    PostgreSQL: the quota row is locked FOR UPDATE until commit, so admission
+    and limit changes for one user run one at a time and see fresh limits.
+    SQLite: the transaction already holds the database write lock.
+    """
+    user = get_user(session, user_uuid)
+    session.execute(
+        select(Quota).where(Quota.user_id == user.id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return user
+
+
 def get_user_by_name(session: Session, username: str) -> User:
     """Return the user with this username or raise UserNotFound."""
     user = session.scalar(select(User).where(User.username == username))

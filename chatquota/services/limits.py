@@ -3,11 +3,11 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..dialect import write_transaction
+from ..dialect import upsert, write_transaction
 from ..models import Setting, User
 from ..periods import PERIODS
 from . import audit
-from .accounts import get_user
+from .accounts import lock_user
 
 UNLIMITED = -1
 MAX_LIMIT = 2**53 - 1
@@ -40,11 +40,8 @@ def set_defaults(session: Session, actor: User | None, changes: dict[str, int]) 
         for period, value in changes.items():
             if current[period] == value:
                 continue
-            setting = session.get(Setting, f"{period}_default")
-            if setting is None:
-                session.add(Setting(key=f"{period}_default", value=value))
-            else:
-                setting.value = value
+            upsert(session, Setting, {"key": f"{period}_default", "value": value},
+                   keys=["key"], replace=["value"])
             audit.record(session, actor, "default.update", "system", f"{period}_default",
                          current[period], value)
             current[period] = value
@@ -56,7 +53,7 @@ def set_quota(
 ) -> User:
     """Set some of a user's limits (`<period>_limit` -> value or None); keep the rest."""
     with write_transaction(session):
-        user = get_user(session, user_uuid)
+        user = lock_user(session, user_uuid)
         for field, value in changes.items():
             old = getattr(user.quota, field)
             if old == value:

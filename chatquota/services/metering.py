@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..dialect import upsert, write_transaction
-from ..models import Quota, UsageDay, UsageEvent, User
+from ..models import UsageDay, UsageEvent, User
 from ..periods import local_day, seconds_until
-from .accounts import get_user
+from .accounts import lock_user
 from .errors import IdempotencyConflict, QuotaExceeded, Refusal
 from .limits import UNLIMITED
 from .usage import QuotaReport, quota_report
@@ -53,13 +53,6 @@ def refusal(report: QuotaReport, tokens: int) -> Refusal | None:
 def request_hash(**fields) -> str:
     """Return a fingerprint of a request body, to tell retries from reuse."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
-
-
-def lock_user(session: Session, user_uuid: str) -> User:
-    """Return the user, holding the per-user admission lock until commit."""
-    user = get_user(session, user_uuid)
-    session.execute(select(Quota.user_id).where(Quota.user_id == user.id).with_for_update())
-    return user
 
 
 def check(session: Session, user: User, tokens: int, tz: ZoneInfo) -> QuotaReport:
@@ -137,5 +130,5 @@ def record_event(session: Session, user: User, report: QuotaReport, tokens: int,
     event.user = user
     session.add(event)
     upsert(session, UsageDay, {"user_id": user.id, "day": day, "tokens": tokens},
-           keys=["user_id", "day"], increment={"tokens": tokens})
+           keys=["user_id", "day"], add=["tokens"])
     return event

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from .. import clock
 from ..dialect import write_transaction
-from ..models import Quota, Reservation, UsageEvent, User
+from ..models import Reservation, UsageEvent, User
 from .errors import IdempotencyConflict, QuotaExceeded, ReservationClosed, ReservationNotFound
-from .metering import lock_user, record_event, refusal, request_hash
+from .accounts import lock_user
+from .metering import record_event, refusal, request_hash
 from .usage import QuotaReport, quota_report
 
 ACTIVE, COMMITTED, RELEASED, EXPIRED = "active", "committed", "released", "expired"
@@ -85,9 +86,7 @@ def get_reservation(session: Session, reservation_uuid: str) -> Reservation:
 def _lock_open(session: Session, reservation_uuid: str) -> tuple[Reservation, User]:
     """Return an unended reservation and its user, holding the user's lock."""
     reservation = get_reservation(session, reservation_uuid)
-    session.execute(
-        select(Quota.user_id).where(Quota.user_id == reservation.user_id).with_for_update()
-    )
+    lock_user(session, reservation.user.uuid)
     session.refresh(reservation)  # its state as of the lock, not as of the first read
     if reservation.state != ACTIVE:
         raise ReservationClosed(f"Reservation is already {reservation.state}.")
