@@ -6,7 +6,7 @@ import pytest
 
 from chatquota import clock, create_app
 from chatquota.extensions import db
-from chatquota.services import accounts
+from chatquota.services import accounts, limits
 
 
 @pytest.fixture
@@ -107,3 +107,11 @@ def alice(make_account):
 @pytest.fixture
 def bob(make_account):
     return make_account("bob")
+
+
+@pytest.fixture
+def limited(app, alice):
+    """alice with a daily limit of 100."""
+    with app.app_context():
+        limits.set_quota(db.session, None, alice.uuid, {"daily_limit": 100})
+    return alice

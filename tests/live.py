@@ -10,6 +10,10 @@ from pathlib import Path
 
 import requests
 
+from chatquota import create_app
+from chatquota.extensions import db
+from chatquota.services import accounts, limits
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -61,3 +65,21 @@ class LiveServer:
                 self.process.wait()
         if self.log_path:
             self.log.close()
+
+
+def seed(database_url: str, users: int, daily_limit: int):
+    """Create the schema, a service account and `users` users limited per day.
+
+    Returns (app, service key, user uuids); the app reads the same database.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "x"})
+    with app.app_context():
+        db.create_all()
+        service = accounts.create_user(db.session, None, "backend", is_service=True)
+        _token, key = accounts.issue_token(db.session, None, service)
+        uuids = []
+        for i in range(users):
+            user = accounts.create_user(db.session, None, f"user{i}")
+            limits.set_quota(db.session, None, user.uuid, {"daily_limit": daily_limit})
+            uuids.append(user.uuid)
+    return app, key, uuids

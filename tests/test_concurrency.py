@@ -7,12 +7,10 @@ import pytest
 import requests
 from sqlalchemy import func
 
-from chatquota import create_app
 from chatquota.extensions import db
 from chatquota.models import UsageDay, UsageEvent
-from chatquota.services import accounts, limits
 
-from .live import LiveServer
+from .live import LiveServer, seed
 
 CLIENTS = 48
 CALLS_PER_CLIENT = 12
@@ -23,14 +21,8 @@ LIMIT = 2000
 def seeded(tmp_path):
     """A database file with a service account and a user limited to LIMIT tokens a day."""
     url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"})
-    with app.app_context():
-        db.create_all()
-        service = accounts.create_user(db.session, None, "backend", is_service=True)
-        _t, key = accounts.issue_token(db.session, None, service)
-        user = accounts.create_user(db.session, None, "heavy")
-        limits.set_quota(db.session, None, user.uuid, {"daily_limit": LIMIT})
-    return app, url, key, user.uuid
+    app, key, (user_uuid,) = seed(url, users=1, daily_limit=LIMIT)
+    return app, url, key, user_uuid
 
 
 def hammer(server_url, key, user_uuid, seed):

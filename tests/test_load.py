@@ -17,12 +17,10 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from chatquota import create_app
 from chatquota.extensions import db
 from chatquota.models import Reservation, UsageEvent
-from chatquota.services import accounts, limits
 
-from .live import LiveServer
+from .live import LiveServer, seed
 
 CLIENTS = 64
 OPS_PER_CLIENT = 14
@@ -33,16 +31,7 @@ LIMIT = 2500
 @pytest.fixture
 def seeded(tmp_path):
     url = f"sqlite:///{tmp_path / 'load.sqlite3'}"
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"})
-    with app.app_context():
-        db.create_all()
-        service = accounts.create_user(db.session, None, "backend", is_service=True)
-        _t, key = accounts.issue_token(db.session, None, service)
-        users = []
-        for i in range(USERS):
-            user = accounts.create_user(db.session, None, f"user{i}")
-            limits.set_quota(db.session, None, user.uuid, {"daily_limit": LIMIT})
-            users.append(user.uuid)
+    app, key, users = seed(url, users=USERS, daily_limit=LIMIT)
     return app, url, key, users
 
 

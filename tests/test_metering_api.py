@@ -9,14 +9,6 @@ CHECK = "/api/chat-quota/check/"
 CONSUME = "/api/chat-quota/consume/"
 
 
-@pytest.fixture
-def limited(client, staff, alice):
-    """alice with a daily limit of 100."""
-    client.post("/api/chat-quota/set_quota/", json={"user_uuid": alice.uuid, "daily_limit": 100},
-                headers=staff.headers)
-    return alice
-
-
 def consume(client, caller, **body):
     return client.post(CONSUME, json=body, headers=caller.headers)
 

@@ -12,14 +12,6 @@ from chatquota.services import reservations
 BASE = "/api/chat-quota/reservations/"
 
 
-@pytest.fixture
-def limited(client, staff, alice):
-    """alice with a daily limit of 100."""
-    client.post("/api/chat-quota/set_quota/", json={"user_uuid": alice.uuid, "daily_limit": 100},
-                headers=staff.headers)
-    return alice
-
-
 def reserve(client, caller, user, **body):
     return client.post(BASE, json={"user_uuid": user.uuid, **body}, headers=caller.headers)
 

@@ -92,12 +92,9 @@ def consume(
     )
     with write_transaction(session):
         user = lock_user(session, user_uuid)
-        if idempotency_key is not None:
-            earlier = find_event(session, user.id, idempotency_key)
-            if earlier is not None:
-                if earlier.request_hash != fingerprint:
-                    raise IdempotencyConflict()
-                return Consumption(earlier, quota_report(session, user, tz), created=False)
+        earlier = replayed(session, UsageEvent, user.id, idempotency_key, fingerprint)
+        if earlier is not None:
+            return Consumption(earlier, quota_report(session, user, tz), created=False)
         report = quota_report(session, user, tz)
         if enforce:
             denied = refusal(report, tokens)
@@ -111,13 +108,20 @@ def consume(
     return Consumption(event, report.plus(tokens), created=True)
 
 
-def find_event(session: Session, user_id: int, idempotency_key: str) -> UsageEvent | None:
-    """Return the user's event recorded under this idempotency key, if any."""
-    return session.scalar(
-        select(UsageEvent).where(
-            UsageEvent.user_id == user_id, UsageEvent.idempotency_key == idempotency_key
-        )
+def replayed(session: Session, model, user_id: int, key: str | None, fingerprint: str):
+    """Return the row an earlier call stored under this idempotency key, or None.
+
+    The same key with a different request is an IdempotencyConflict. Callers
+    hold the user's lock, so two concurrent duplicates cannot both miss.
+    """
+    if key is None:
+        return None
+    earlier = session.scalar(
+        select(model).where(model.user_id == user_id, model.idempotency_key == key)
     )
+    if earlier is not None and earlier.request_hash != fingerprint:
+        raise IdempotencyConflict()
+    return earlier
 
 
 def record_event(session: Session, user: User, report: QuotaReport, tokens: int, **extra):

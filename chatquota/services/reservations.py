@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from .. import clock
 from ..dialect import write_transaction
 from ..models import Reservation, UsageEvent, User
-from .errors import IdempotencyConflict, QuotaExceeded, ReservationClosed, ReservationNotFound
+from .errors import QuotaExceeded, ReservationClosed, ReservationNotFound
 from .accounts import lock_user
-from .metering import record_event, refusal, request_hash
+from .metering import record_event, refusal, replayed, request_hash
 from .usage import QuotaReport, quota_report
 
 ACTIVE, COMMITTED, RELEASED, EXPIRED = "active", "committed", "released", "expired"
@@ -53,13 +53,9 @@ def reserve(
     fingerprint = request_hash(tokens=tokens, ttl_seconds=ttl_seconds, model=model)
     with write_transaction(session):
         user = lock_user(session, user_uuid)
-        if idempotency_key is not None:
-            earlier = session.scalar(select(Reservation).where(
-                Reservation.user_id == user.id, Reservation.idempotency_key == idempotency_key))
-            if earlier is not None:
-                if earlier.request_hash != fingerprint:
-                    raise IdempotencyConflict()
-                return Held(earlier, created=False)
+        earlier = replayed(session, Reservation, user.id, idempotency_key, fingerprint)
+        if earlier is not None:
+            return Held(earlier, created=False)
         report = quota_report(session, user, tz)
         denied = refusal(report, tokens)
         if denied:
