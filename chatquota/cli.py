@@ -13,10 +13,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
+from . import clock
 from .extensions import db
 from .periods import PERIODS
 from .schemas import SetTokenQuotaRequestSchema, Uuid
-from .services import accounts, limits, reservations
+from .services import accounts, limits, maintenance, reservations
 from .services.errors import DomainError
 from .services.usage import quota_report
 
@@ -161,8 +162,30 @@ def purge_reservations(older_than_hours):
     click.echo(f"Deleted {count} reservations.", err=True)
 
 
+@click.command("prune-events")
+@with_appcontext
+@click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Delete events recorded before this local date (YYYY-MM-DD).")
+def prune_events(before):
+    """Delete raw usage events older than a date; usage totals and audit log stay."""
+    day = before.date()
+    if day > clock.now().astimezone(current_app.config["TZ"]).date():
+        _fail("--before must not be after today.")
+    deleted = maintenance.prune_events(db.session, day, current_app.config["TZ"])
+    click.echo(f"Deleted {deleted} usage events recorded before {day}.", err=True)
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("path", type=click.Path(dir_okay=False))
+def backup(path):
+    """Write a consistent copy of the live SQLite database to PATH."""
+    target = _run(maintenance.backup_sqlite, db.session, path)
+    click.echo(f"Backup written to {target}.", err=True)
+
+
 COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin,
-            purge_reservations)
+            purge_reservations, prune_events, backup)
 
 
 def init_app(app) -> None:

@@ -5,6 +5,7 @@ from webargs.flaskparser import FlaskParser
 
 from ..auth import authenticate
 from ..errors import require_json_body
+from .pagination import WaldurPaginationMixin
 
 
 class _Parser(FlaskParser):
@@ -12,10 +13,11 @@ class _Parser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 400
 
 
-class Blueprint(_Blueprint):
+class Blueprint(WaldurPaginationMixin, _Blueprint):
     """A smorest blueprint whose requests are JSON-checked and authenticated."""
 
     ARGUMENTS_PARSER = _Parser()
+    PAGINATION_ARGUMENTS_PARSER = _Parser()
 
     def __init__(self, *args, public: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -26,7 +28,7 @@ class Blueprint(_Blueprint):
 
 def register(api) -> None:
     """Register every API blueprint."""
-    from . import chat_quota, health, metering, reservations
+    from . import admin, chat_quota, health, history, metering, reservations, users
 
-    for module in (chat_quota, metering, reservations, health):
+    for module in (chat_quota, metering, reservations, admin, history, users, health):
         api.register_blueprint(module.blp)

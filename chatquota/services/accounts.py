@@ -13,7 +13,8 @@ from .. import clock
 from ..dialect import write_transaction
 from ..models import ApiToken, Quota, User
 from . import audit
-from .errors import InvalidValue, TokenNotFound, UserNotFound
+from .errors import Conflict, InvalidValue, TokenNotFound, UserNotFound
+from .paging import Page, contains, paginate
 
 TOKEN_PREFIX = "cq_"
 MIN_KEY_LENGTH = 20
@@ -133,15 +134,61 @@ def issue_token(
 def revoke_token(session: Session, actor: User | None, user: User, token_uuid: str) -> ApiToken:
     """Revoke one of the user's tokens; revoking twice changes nothing."""
     with write_transaction(session):
-        token = session.scalar(
-            select(ApiToken).where(ApiToken.uuid == token_uuid, ApiToken.user_id == user.id)
-        )
-        if token is None:
-            raise TokenNotFound()
+        token = get_token(session, user, token_uuid)
         if token.revoked_at is None:
             token.revoked_at = clock.now()
             audit.record(session, actor, "token.revoke", user.username, "token",
                          token.prefix, None, target_user=user)
+    return token
+
+
+def list_users(
+    session: Session, *, search: str | None = None, offset: int = 0, limit: int = 10
+) -> Page:
+    """Return one page of users by username, optionally those whose name contains `search`."""
+    stmt = select(User).order_by(User.username, User.id)
+    if search:
+        stmt = stmt.where(contains(User.username, search))
+    return paginate(session, stmt, offset, limit)
+
+
+def update_user(session: Session, actor: User | None, user_uuid: str, changes: dict) -> User:
+    """Change a user's `is_active` and roles; refuse to leave no active staff user."""
+    with write_transaction(session):
+        user = get_user(session, user_uuid)
+        was_admin = user.is_staff and user.is_active
+        for field, value in changes.items():
+            old = getattr(user, field)
+            if old == value:
+                continue
+            setattr(user, field, value)
+            audit.record(session, actor, "user.update", user.username, field, old, value,
+                         target_user=user)
+        if was_admin and not (user.is_staff and user.is_active):
+            _keep_an_admin(session)
+    return user
+
+
+def _keep_an_admin(session: Session) -> None:
+    session.flush()
+    if session.scalar(select(User.id).where(User.is_staff, User.is_active).limit(1)) is None:
+        raise Conflict("This change would leave no active staff user.")
+
+
+def list_tokens(session: Session, user: User, offset: int = 0, limit: int = 10) -> Page:
+    """Return one page of the user's tokens, newest first (keys are never stored)."""
+    stmt = (select(ApiToken).where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc()))
+    return paginate(session, stmt, offset, limit)
+
+
+def get_token(session: Session, user: User, token_uuid: str) -> ApiToken:
+    """Return one of the user's tokens or raise TokenNotFound."""
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.uuid == token_uuid, ApiToken.user_id == user.id)
+    )
+    if token is None:
+        raise TokenNotFound()
     return token
 
 

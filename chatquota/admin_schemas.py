@@ -1,0 +1,160 @@
+"""Marshmallow schemas of the administration API (defaults, lists, users, tokens)."""
+
+from datetime import date, datetime
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from .schemas import ChatQuotaSchema, Integral, StrictSchema, Uuid
+from .services.audit import ACTIONS
+from .services.history import MAX_HISTORY_DAYS
+from .services.limits import MAX_LIMIT, UNLIMITED
+from .services.overview import ORDERING_FIELDS
+
+USERNAME = validate.Length(min=1, max=150)
+
+
+def default_field(period: str) -> Integral:
+    """Return a system default field: -1 (unlimited) or 0..2**53-1, never null."""
+    return Integral(validate=validate.Range(min=UNLIMITED, max=MAX_LIMIT),
+                    metadata={"description": f"System default {period} limit; -1 = unlimited."})
+
+
+class DefaultsSchema(StrictSchema):
+    """The three system defaults; a PUT may send any of them and keeps the rest."""
+
+    daily_limit = default_field("daily")
+    weekly_limit = default_field("weekly")
+    monthly_limit = default_field("monthly")
+
+    @validates_schema
+    def _some(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one of daily_limit, weekly_limit, monthly_limit.")
+
+
+class DateOrDateTime(fields.Field):
+    """An ISO 8601 date-time (offset optional: local time) or a date (the whole local day)."""
+
+    default_error_messages = {"invalid": "Enter a valid ISO 8601 date or date-time."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        for parse in (date.fromisoformat, datetime.fromisoformat):
+            try:
+                return parse(value.strip())
+            except ValueError:
+                continue
+        raise self.make_error("invalid")
+
+
+class SearchQuerySchema(Schema):
+    search = fields.String(validate=validate.Length(max=150),
+                           metadata={"description": "Part of the username, any case."})
+
+
+class QuotaListQuerySchema(SearchQuerySchema):
+    ordering = fields.String(metadata={
+        "description": "Comma-separated fields, `-` for descending: " + ", ".join(ORDERING_FIELDS)})
+
+
+class _WhoSchema(Schema):
+    username = fields.String()
+    user_uuid = Uuid()
+
+
+class UserQuotaSchema(ChatQuotaSchema, _WhoSchema):
+    """A user (username, user_uuid) and the 15 fields of their quota."""
+
+
+class EventQuerySchema(Schema):
+    user_uuid = Uuid(metadata={"description": "Whose events (privileged roles); omit for "
+                                              "your own, or everybody's if privileged."})
+    since = DateOrDateTime(metadata={"description": "From this instant, or this local day."})
+    until = DateOrDateTime(metadata={"description": "Up to this instant, or through this day."})
+    model = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class HistoryQuerySchema(Schema):
+    user_uuid = Uuid(metadata={"description": "Whose history; omit for your own, or the "
+                                              "deployment's total if privileged."})
+    days = Integral(load_default=30, validate=validate.Range(min=1, max=MAX_HISTORY_DAYS))
+
+
+class HistoryDaySchema(Schema):
+    date = fields.Date()
+    tokens = fields.Integer()
+
+
+class HistorySchema(Schema):
+    """Tokens per local day, oldest first, days without usage as 0."""
+
+    user_uuid = Uuid(allow_none=True, metadata={"description": "null: all users."})
+    start = fields.Date()
+    end = fields.Date()
+    total = fields.Integer()
+    days = fields.List(fields.Nested(HistoryDaySchema))
+
+
+class AuditQuerySchema(Schema):
+    user_uuid = Uuid(metadata={"description": "Only changes to this user."})
+    action = fields.String(validate=validate.Length(min=1, max=64),
+                           metadata={"description": "One of " + ", ".join(ACTIONS)})
+
+
+class AuditEntrySchema(Schema):
+    created_at = fields.DateTime()
+    actor = fields.String(metadata={"description": "Username, or `cli`."})
+    action = fields.String()
+    target = fields.String(metadata={"description": "Username, or `system` for defaults."})
+    user_uuid = Uuid(allow_none=True, metadata={"description": "The user changed, if any."})
+    field = fields.String()
+    old_value = fields.Raw(allow_none=True)
+    new_value = fields.Raw(allow_none=True)
+
+
+class UserSchema(Schema):
+    uuid = Uuid()
+    username = fields.String()
+    is_active = fields.Boolean()
+    is_staff = fields.Boolean()
+    is_support = fields.Boolean()
+    is_service = fields.Boolean()
+    created_at = fields.DateTime()
+
+
+class UserCreateSchema(StrictSchema):
+    username = fields.String(required=True, validate=USERNAME)
+    uuid = Uuid(metadata={"description": "Omit for a random one."})
+    is_staff = fields.Boolean(load_default=False)
+    is_support = fields.Boolean(load_default=False)
+    is_service = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _name(self, data, **kwargs):
+        if not data.get("username", "x").strip():
+            raise ValidationError("This field may not be blank.", "username")
+
+
+class UserUpdateSchema(StrictSchema):
+    is_active = fields.Boolean()
+    is_staff = fields.Boolean()
+    is_support = fields.Boolean()
+    is_service = fields.Boolean()
+
+
+class TokenSchema(Schema):
+    uuid = Uuid()
+    prefix = fields.String(metadata={"description": "First characters of the key."})
+    name = fields.String()
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class TokenCreateSchema(StrictSchema):
+    name = fields.String(load_default="", validate=validate.Length(max=150))
+
+
+class NewTokenSchema(TokenSchema):
+    key = fields.String(metadata={"description": "The key; shown only in this response."})
+

@@ -1,0 +1,86 @@
+"""Reading the past: raw usage events, and tokens per local day for charts."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
+
+from .. import clock
+from ..models import UsageDay, UsageEvent, User
+from ..periods import day_start, local_day
+from .paging import Page, paginate
+
+MAX_HISTORY_DAYS = 366
+
+
+def bound(value: date | datetime, tz: ZoneInfo, upper: bool) -> datetime:
+    """Return the instant a `since`/`until` value stands for.
+
+    A date is the whole local day: `since` starts at its first instant,
+    `until` ends just before the next day's. A date-time without an offset
+    is local time.
+    """
+    if not isinstance(value, datetime):
+        return day_start(value + timedelta(days=1) if upper else value, tz)
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def list_events(
+    session: Session, tz: ZoneInfo, *, user: User | None = None,
+    since: date | datetime | None = None, until: date | datetime | None = None,
+    model: str | None = None, offset: int = 0, limit: int = 10,
+) -> Page:
+    """Return one page of usage events, newest first; all users' when `user` is None."""
+    stmt = select(UsageEvent).options(joinedload(UsageEvent.user))
+    if user is not None:
+        stmt = stmt.where(UsageEvent.user_id == user.id)
+    if since is not None:
+        stmt = stmt.where(UsageEvent.created_at >= bound(since, tz, upper=False))
+    if until is not None:
+        end = bound(until, tz, upper=True)
+        # A date's day ends before the next day starts; a date-time is inclusive.
+        stmt = stmt.where(UsageEvent.created_at < end if not isinstance(until, datetime)
+                          else UsageEvent.created_at <= end)
+    if model is not None:
+        stmt = stmt.where(UsageEvent.model == model)
+    stmt = stmt.order_by(UsageEvent.created_at.desc(), UsageEvent.id.desc())
+    return paginate(session, stmt, offset, limit)
+
+
+@dataclass(frozen=True)
+class History:
+    """Tokens per local day, oldest first, zeros included."""
+
+    user_uuid: str | None
+    days: list[tuple[date, int]]
+
+    def fields(self) -> dict:
+        return {
+            "user_uuid": self.user_uuid,
+            "start": self.days[0][0],
+            "end": self.days[-1][0],
+            "total": sum(tokens for _day, tokens in self.days),
+            "days": [{"date": day, "tokens": tokens} for day, tokens in self.days],
+        }
+
+
+def daily_history(
+    session: Session, tz: ZoneInfo, days: int, user: User | None = None,
+    now: datetime | None = None,
+) -> History:
+    """Return a user's (or, with None, everybody's) tokens on each of the last `days` days."""
+    today = local_day(now or clock.now(), tz)
+    first = today - timedelta(days=days - 1)
+    stmt = (
+        select(UsageDay.day, func.sum(UsageDay.tokens))
+        .where(UsageDay.day >= first, UsageDay.day <= today)
+        .group_by(UsageDay.day)
+    )
+    if user is not None:
+        stmt = stmt.where(UsageDay.user_id == user.id)
+    totals = dict(session.execute(stmt).all())
+    series = [(first + timedelta(days=i), int(totals.get(first + timedelta(days=i), 0)))
+              for i in range(days)]
+    return History(user.uuid if user else None, series)
