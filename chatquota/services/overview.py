@@ -67,7 +67,7 @@ def _usage_totals(wins):
 
 def _columns(totals, defaults: dict[str, int]) -> dict:
     """Return the sortable columns: username, and per period limit, usage, remaining."""
-    columns = {"username": User.username}
+    columns = {"username": func.lower(User.username)}
     for period in PERIODS:
         limit = getattr(Quota, f"{period}_limit")
         used = func.coalesce(totals.c[f"{period}_usage"], 0)
@@ -83,10 +83,10 @@ def _columns(totals, defaults: dict[str, int]) -> dict:
 
 def _order_by(columns: dict, ordering: list[tuple[str, bool]]) -> list:
     # Null (a default limit, or unlimited remaining) sorts as the largest
-    # value on every backend; the user id makes pages stable.
+    # value on every backend; ties go by username, and the id keeps pages stable.
     keys = [columns[name].desc().nulls_first() if desc else columns[name].asc().nulls_last()
             for name, desc in ordering]
-    return keys + [User.id.asc()]
+    return keys + [columns["username"].asc(), User.id.asc()]
 
 
 def list_quotas(
