@@ -8,16 +8,17 @@ URL = "/api/chat-quota/audit/"
 
 
 @pytest.fixture
-def changes(client, fixed_clock, staff, alice, bob, runner):
-    """A default, two quota changes (API and CLI) and a deactivation, in order."""
-    fixed_clock.set(2026, 11, 30, 10)
+def changes(fixed_clock, client, staff, alice, bob, runner):
+    """After the accounts (created at 12:00): a default, two quota changes (API
+    and CLI) and a deactivation, an hour apart."""
+    fixed_clock.set(2026, 11, 30, 14)
     client.put("/api/chat-quota/defaults/", json={"daily_limit": 100}, headers=staff.headers)
-    fixed_clock.set(2026, 11, 30, 11)
+    fixed_clock.set(2026, 11, 30, 15)
     client.post("/api/chat-quota/set_quota/", json={"user_uuid": alice.uuid, "daily_limit": 5},
                 headers=staff.headers)
-    fixed_clock.set(2026, 11, 30, 12)
+    fixed_clock.set(2026, 11, 30, 16)
     assert runner.invoke(args=["set-quota", "bob", "--weekly", "-1"]).exit_code == 0
-    fixed_clock.set(2026, 11, 30, 13)
+    fixed_clock.set(2026, 11, 30, 17)
     client.patch(f"/api/users/{alice.uuid}/", json={"is_active": False}, headers=staff.headers)
 
 
@@ -25,16 +26,16 @@ def test_newest_first_with_decoded_values(client, changes, staff, alice, bob):
     response = client.get(URL, query_string={"page_size": 4}, headers=staff.headers)
     assert response.status_code == 200
     assert response.json == [
-        {"created_at": "2026-11-30T13:00:00+00:00", "actor": "staff", "action": "user.update",
+        {"created_at": "2026-11-30T17:00:00+00:00", "actor": "staff", "action": "user.update",
          "target": "alice", "user_uuid": alice.uuid, "field": "is_active",
          "old_value": True, "new_value": False},
-        {"created_at": "2026-11-30T12:00:00+00:00", "actor": "cli", "action": "quota.update",
+        {"created_at": "2026-11-30T16:00:00+00:00", "actor": "cli", "action": "quota.update",
          "target": "bob", "user_uuid": bob.uuid, "field": "weekly_limit",
          "old_value": None, "new_value": -1},
-        {"created_at": "2026-11-30T11:00:00+00:00", "actor": "staff", "action": "quota.update",
+        {"created_at": "2026-11-30T15:00:00+00:00", "actor": "staff", "action": "quota.update",
          "target": "alice", "user_uuid": alice.uuid, "field": "daily_limit",
          "old_value": None, "new_value": 5},
-        {"created_at": "2026-11-30T10:00:00+00:00", "actor": "staff", "action": "default.update",
+        {"created_at": "2026-11-30T14:00:00+00:00", "actor": "staff", "action": "default.update",
          "target": "system", "user_uuid": None, "field": "daily_default",
          "old_value": -1, "new_value": 100},
     ]

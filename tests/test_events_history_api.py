@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chatquota.services.history import bound
-from usage_helpers import spend
+from .usage_helpers import spend
 
 EVENTS = "/api/chat-quota/events/"
 HISTORY = "/api/chat-quota/history/"

@@ -10,7 +10,7 @@ from chatquota.services import accounts, limits
 from chatquota.services.errors import InvalidValue
 from chatquota.services.overview import list_quotas, parse_ordering
 from chatquota.services.usage import quota_report
-from usage_helpers import spend
+from .usage_helpers import spend
 
 URL = "/api/chat-quota/quotas/"
 UTC_ZONE = ZoneInfo("UTC")
