@@ -43,7 +43,8 @@ def test_put_changes_given_fields_keeps_rest_and_audits(app, client, staff):
 
 @pytest.mark.parametrize("who", ["support", "alice", "service"])
 def test_only_staff_may_put(client, request, who):
-    response = client.put(URL, json={"daily_limit": 5}, headers=request.getfixturevalue(who).headers)
+    headers = request.getfixturevalue(who).headers
+    response = client.put(URL, json={"daily_limit": 5}, headers=headers)
     assert response.status_code == 403
     assert client.get(URL, headers=request.getfixturevalue("staff").headers).json == UNSET
 

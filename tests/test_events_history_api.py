@@ -15,7 +15,10 @@ HISTORY = "/api/chat-quota/history/"
 
 @pytest.fixture
 def usage(app, fixed_clock, alice, bob):
-    """alice: 10 (Nov 28, gpt-a), 20 (Nov 29 23:00, gpt-b), 30 (Nov 30 09:00, gpt-a); bob: 5 today."""
+    """alice: 10 (Nov 28, gpt-a), 20 (Nov 29 23:00, gpt-b), 30 (Nov 30 09:00, gpt-a).
+
+    bob: 5 today (Nov 30 09:00). Now is Nov 30 12:00 UTC.
+    """
     fixed_clock.set(2026, 11, 28, 8)
     spend(app, alice.uuid, 10, "gpt-a")
     fixed_clock.set(2026, 11, 29, 23)

@@ -115,7 +115,8 @@ def test_backup_writes_a_complete_standalone_copy(app, runner, history, tmp_path
         assert copy.execute("SELECT count(*) FROM audit_log").fetchone()[0] > 0
     copy_app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{target}", "SECRET_KEY": "x"})
     with copy_app.app_context():
-        assert db.session.scalar(select(UsageDay.tokens).where(UsageDay.day == date(2026, 10, 15))) == 100
+        october = select(UsageDay.tokens).where(UsageDay.day == date(2026, 10, 15))
+        assert db.session.scalar(october) == 100
         db.engine.dispose()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
 

@@ -70,7 +70,8 @@ def test_staff_creates_a_user_and_it_is_audited(app, client, staff):
 @pytest.mark.parametrize("body, field", [
     ({}, "username"), ({"username": ""}, "username"), ({"username": "   "}, "username"),
     ({"username": "x" * 151}, "username"), ({"username": "alice"}, "username"),
-    ({"username": "z", "uuid": "nope"}, "uuid"), ({"username": "z", "is_staff": "maybe"}, "is_staff"),
+    ({"username": "z", "uuid": "nope"}, "uuid"),
+    ({"username": "z", "is_staff": "maybe"}, "is_staff"),
     ({"username": "z", "password": "x"}, "password"),
 ])
 def test_bad_create_is_400(client, staff, alice, body, field):
@@ -97,8 +98,9 @@ def test_only_staff_create_and_update(client, request, bob, who):
 
 def test_unknown_and_malformed_uuid(client, staff):
     missing = uuidlib.uuid4().hex
-    for method, url in [("get", f"{USERS}{missing}/"), ("patch", f"{USERS}{missing}/"),
-                        ("get", f"{USERS}{missing}/tokens/"), ("post", f"{USERS}{missing}/tokens/")]:
+    calls = [("get", f"{USERS}{missing}/"), ("patch", f"{USERS}{missing}/"),
+             ("get", f"{USERS}{missing}/tokens/"), ("post", f"{USERS}{missing}/tokens/")]
+    for method, url in calls:
         response = getattr(client, method)(url, json={}, headers=staff.headers)
         assert response.status_code == 404, (method, url)
         assert response.json == {"detail": "User not found."}
@@ -149,7 +151,8 @@ def test_the_last_active_staff_user_cannot_be_removed(app, client, staff, make_a
     assert client.get(f"{USERS}me/", headers=staff.headers).json["is_staff"] is True
     assert audit_actions(app) == []
     make_account("second", is_staff=True)
-    response = client.patch(f"{USERS}{staff.uuid}/", json={"is_staff": False}, headers=staff.headers)
+    response = client.patch(f"{USERS}{staff.uuid}/", json={"is_staff": False},
+                            headers=staff.headers)
     assert response.status_code == 200
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import BigInteger, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from .. import clock
@@ -52,9 +52,10 @@ def parse_ordering(ordering: str | None) -> list[tuple[str, bool]]:
 def _usage_totals(wins):
     """Return a subquery: user_id and tokens in each current window."""
     first, last = min(w.start for w in wins), max(w.end for w in wins)
+    # The cast keeps PostgreSQL's SUM (numeric) an integer.
     sums = [
-        func.sum(case((and_(UsageDay.day >= w.start, UsageDay.day < w.end), UsageDay.tokens),
-                      else_=0)).label(f"{w.period}_usage")
+        cast(func.sum(case((and_(UsageDay.day >= w.start, UsageDay.day < w.end), UsageDay.tokens),
+                           else_=0)), BigInteger).label(f"{w.period}_usage")
         for w in wins
     ]
     return (
