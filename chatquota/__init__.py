@@ -3,7 +3,7 @@
 from flask import Flask
 from flask_smorest import Api
 
-from . import api, cli, config, errors
+from . import admin, api, cli, config, errors
 from .dialect import configure_engine, engine_options
 from .extensions import db
 
@@ -28,4 +28,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register(smorest)
     errors.register(app, smorest)
     cli.init_app(app)
+    admin.register(app)
     return app

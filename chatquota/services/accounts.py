@@ -33,15 +33,21 @@ def new_key() -> str:
 
 def authenticate(session: Session, key: str) -> User | None:
     """Return the active user owning an unrevoked token with this key, else None."""
+    found = authenticate_token(session, key)
+    return None if found is None else found[1]
+
+
+def authenticate_token(session: Session, key: str) -> tuple[ApiToken, User] | None:
+    """Return the unrevoked token with this key and its user if active, else None."""
     digest = hash_key(key)
     row = session.execute(
-        select(ApiToken.key_hash, User)
+        select(ApiToken, User)
         .join(User, ApiToken.user_id == User.id)
         .where(ApiToken.key_hash == digest, ApiToken.revoked_at.is_(None))
     ).first()
-    if row is None or not hmac.compare_digest(row[0], digest):
+    if row is None or not hmac.compare_digest(row[0].key_hash, digest):
         return None
-    return row[1] if row[1].is_active else None
+    return (row[0], row[1]) if row[1].is_active else None
 
 
 def get_user(session: Session, user_uuid: str) -> User:

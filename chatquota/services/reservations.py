@@ -142,3 +142,13 @@ def purge(session: Session, older_than: timedelta) -> int:
             (Reservation.state == ACTIVE) & (Reservation.expires_at < cutoff),
         )))
     return result.rowcount
+
+
+def list_active(session: Session, user: User, now: datetime | None = None) -> list[Reservation]:
+    """Return the user's holds that still count, soonest expiry first."""
+    return list(session.scalars(
+        select(Reservation)
+        .where(Reservation.user_id == user.id, Reservation.state == ACTIVE,
+               Reservation.expires_at > (now or clock.now()))
+        .order_by(Reservation.expires_at, Reservation.id)
+    ))
