@@ -3,9 +3,10 @@
 from flask import current_app, g, make_response, redirect, render_template, request, url_for
 
 from ..extensions import db
+from ..services import history
 from ..services.errors import InvalidValue
 from ..services.usage import quota_report
-from . import bp, present, queries, websession
+from . import bp, present, websession
 
 
 def _home() -> str:
@@ -46,6 +47,6 @@ def me():
     """Show the signed-in user's own usage, limits and reset times."""
     tz = current_app.config["TZ"]
     report = quota_report(db.session, g.user, tz)
-    history = queries.daily_history(db.session, tz, 30, user=g.user)
+    past = history.daily_history(db.session, tz, 30, user=g.user)
     return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
-                           chart=present.chart(history.days))
+                           chart=present.chart(past.days))

@@ -6,11 +6,11 @@ from marshmallow import ValidationError
 from ..extensions import db
 from ..periods import PERIODS
 from ..schemas import Uuid
-from ..services import accounts, limits
+from ..services import accounts, audit as audit_log, history, limits, overview
 from ..services.errors import UserNotFound
 from ..services.reservations import list_active
 from ..services.usage import quota_report
-from . import bp, forms, present, queries
+from . import bp, forms, present
 from .websession import READERS, signed_in
 
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 200
@@ -44,14 +44,14 @@ def users():
     page, size = _paging()
     search = request.args.get("search", "").strip()
     ordering = _ordering()
-    found = queries.list_quotas(db.session, tz, search=search or None, ordering=ordering,
+    found = overview.list_quotas(db.session, tz, search=search or None, ordering=ordering,
                                 offset=(page - 1) * size, limit=size)
     rows = [(row, present.bars(row.report)) for row in found.items]
-    history = queries.daily_history(db.session, tz, 30)
+    past = history.daily_history(db.session, tz, 30)
     return render_template(
         "dashboard/users.html", rows=rows, total=found.total, page=page, page_size=size,
         pages=max(1, -(-found.total // size)), search=search, ordering=ordering,
-        chart=present.chart(history.days),
+        chart=present.chart(past.days),
     )
 
 
@@ -65,12 +65,12 @@ def _user(user_uuid: str):
 def _render_user(user, form: forms.LimitsForm, status: int = 200, saved: bool = False):
     tz = current_app.config["TZ"]
     report = quota_report(db.session, user, tz)
-    history = queries.daily_history(db.session, tz, 30, user=user)
-    events = queries.list_events(db.session, tz, user=user, limit=20)
+    past = history.daily_history(db.session, tz, 30, user=user)
+    events = history.list_events(db.session, tz, user=user, limit=20)
     page = render_template(
         "dashboard/user.html", subject=user, bars=present.bars(report), held=report.held,
         defaults={p.window.period: p.system_default for p in report.periods}, form=form,
-        chart=present.chart(history.days), events=events.items, events_total=events.total,
+        chart=present.chart(past.days), events=events.items, events_total=events.total,
         reservations=list_active(db.session, user, report.now), saved=saved,
     )
     return page, status
@@ -128,6 +128,6 @@ def set_defaults():
 def audit():
     """List who changed which limit or default, newest first."""
     page, size = _paging()
-    found = queries.list_entries(db.session, offset=(page - 1) * size, limit=size)
+    found = audit_log.list_entries(db.session, offset=(page - 1) * size, limit=size)
     return render_template("dashboard/audit.html", entries=found.items, total=found.total,
                            page=page, page_size=size, pages=max(1, -(-found.total // size)))
