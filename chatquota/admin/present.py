@@ -98,9 +98,9 @@ class Chart:
     columns: list[Column]
 
 
-def chart(days: list[tuple[date, int]], width: int = 720, height: int = 200) -> Chart:
+def chart(days: list[tuple[date, int]], width: int = 960, height: int = 180) -> Chart:
     """Lay out tokens per day as bars: peak at the top, a date label every 7 days."""
-    top, bottom, left = 16, 24, 4
+    top, bottom, left = 18, 24, 28  # room for the peak and the edge labels
     plot = height - top - bottom
     peak = max((t for _d, t in days), default=0)
     step = (width - 2 * left) / max(1, len(days))
