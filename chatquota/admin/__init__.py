@@ -4,7 +4,7 @@
 `/me/` shows any signed-in user their own. Sign-in is by pasting an API token.
 """
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..services.errors import NotFound
@@ -24,6 +24,8 @@ SECURITY_HEADERS = {
 
 @bp.before_request
 def _before():
+    if request.endpoint == "dashboard.static":
+        return  # assets need no session lookup
     websession.load_session()
     websession.check_csrf()
 
