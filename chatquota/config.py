@@ -58,6 +58,11 @@ def _finish(app) -> None:
     if sync not in _SYNCHRONOUS:
         raise ConfigError(f"CHATQUOTA_SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS)}")
     app.config["SQLITE_SYNCHRONOUS"] = sync
+    for name, minimum in (("MAX_CONTENT_LENGTH", 1024), ("SQLITE_BUSY_TIMEOUT_MS", 0),
+                          ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1)):
+        if app.config[name] < minimum:
+            variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
+            raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
 

@@ -29,7 +29,8 @@ def test_environment_overrides(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     "name, value",
     [("CHATQUOTA_TIMEZONE", "Mars/Olympus"), ("CHATQUOTA_MAX_BODY_BYTES", "lots"),
-     ("CHATQUOTA_SQLITE_SYNCHRONOUS", "SOMETIMES")],
+     ("CHATQUOTA_SQLITE_SYNCHRONOUS", "SOMETIMES"), ("CHATQUOTA_SESSION_HOURS", "0"),
+     ("CHATQUOTA_DB_POOL_SIZE", "-3"), ("CHATQUOTA_MAX_BODY_BYTES", "10")],
 )
 def test_bad_settings_fail_fast(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
