@@ -1,9 +1,8 @@
 """chatquota: per-user LLM token quotas with daily, weekly and monthly limits."""
 
 from flask import Flask
-from flask_smorest import Api
 
-from . import admin, api, cli, config, errors
+from . import admin, api, cli, config, docs, errors, openapi
 from .dialect import configure_engine, engine_options
 from .extensions import db
 
@@ -13,9 +12,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
     app.config.update(
-        API_TITLE="chatquota",
-        API_VERSION="1.0.0",
-        OPENAPI_VERSION="3.0.3",
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.config),
     )
     app.json.sort_keys = False
@@ -24,8 +20,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     with app.app_context():
         configure_engine(db.engine, app.config)
 
-    smorest = Api(app)
+    smorest = openapi.init_app(app)
     api.register(smorest)
+    app.register_blueprint(docs.bp)
     errors.register(app, smorest)
     cli.init_app(app)
     admin.register(app)

@@ -47,6 +47,7 @@ def require(*roles: str):
                 abort(403)
             return view(*args, **kwargs)
 
+        wrapper.required_roles = roles  # named in the OpenAPI document
         return wrapper
 
     return decorator

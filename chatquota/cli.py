@@ -14,7 +14,9 @@ from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
 from . import clock
+from .docs import FORMATS, render
 from .extensions import db
+from .openapi import document
 from .periods import PERIODS
 from .schemas import SetTokenQuotaRequestSchema, Uuid
 from .services import accounts, limits, maintenance, reservations
@@ -184,8 +186,15 @@ def backup(path):
     click.echo(f"Backup written to {target}.", err=True)
 
 
+@click.command("openapi")
+@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="json", show_default=True)
+def openapi(fmt):
+    """Print the OpenAPI document (the one served at /api/schema/)."""
+    click.echo(render(document(current_app), fmt))
+
+
 COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin,
-            purge_reservations, prune_events, backup)
+            purge_reservations, prune_events, backup, openapi)
 
 
 def init_app(app) -> None:

@@ -130,6 +130,14 @@ class TokensSchema(StrictSchema):
     output_tokens = token_field()
     tokens = token_field(metadata={"description": "Total; defaults to input + output."})
 
+    class Meta(StrictSchema.Meta):
+        # For the OpenAPI document: what the fields alone cannot say.
+        openapi = {
+            "description": "Give `tokens`, or `input_tokens` and/or `output_tokens`; "
+                           "when both are given, `tokens` must equal their sum.",
+            "anyOf": [{"required": [name]} for name in ("tokens", "input_tokens", "output_tokens")],
+        }
+
     @validates_schema
     def _total(self, data, **kwargs):
         resolve_tokens(data)

@@ -21,6 +21,7 @@ class Blueprint(WaldurPaginationMixin, _Blueprint):
 
     def __init__(self, *args, public: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.public = public  # no token needed; the OpenAPI document says so
         self.before_request(require_json_body)
         if not public:
             self.before_request(authenticate)
