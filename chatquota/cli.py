@@ -188,6 +188,7 @@ def backup(path):
 
 @click.command("openapi")
 @click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="json", show_default=True)
+@with_appcontext
 def openapi(fmt):
     """Print the OpenAPI document (the one served at /api/schema/)."""
     click.echo(render(document(current_app), fmt))

@@ -159,6 +159,7 @@ def _complete(doc: dict, route: str, method: str, blueprint, view) -> None:
     for status, response in responses.items():
         if int(status) in ERRORS and "$ref" not in response:
             _fill_error_body(response, int(status))
+    operation["responses"] = dict(sorted(responses.items()))
 
 
 def _fill_error_body(response: dict, status: int) -> None:

@@ -27,7 +27,11 @@ def usage(args):
 @require("is_staff", "is_support")
 @blp.arguments(SetTokenQuotaRequestSchema)
 @blp.response(200)
-@blp.doc(operationId="chat_quota_set_quota", summary="Set token quota for user")
+@blp.doc(operationId="chat_quota_set_quota", summary="Set token quota for user", description=(
+    "Set some of a user's daily, weekly and monthly limits. Per field: a number "
+    "0..2**53-1 is that many tokens, `-1` is unlimited, `null` resets the limit to "
+    "the system default, and a field left out keeps its current value. "
+    "Answers 200 with an empty body; every change is written to the audit log."))
 def set_quota(args):
     """Set a user's limits: null resets to the default, an omitted field is kept."""
     user_uuid = args.pop("user_uuid")
