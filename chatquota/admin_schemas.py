@@ -26,6 +26,9 @@ class DefaultsSchema(StrictSchema):
     weekly_limit = default_field("weekly")
     monthly_limit = default_field("monthly")
 
+    class Meta(StrictSchema.Meta):
+        openapi = {"minProperties": 1}  # for the OpenAPI document; see _some
+
     @validates_schema
     def _some(self, data, **kwargs):
         if not data:

@@ -151,6 +151,7 @@ def _complete(doc: dict, route: str, method: str, blueprint, view) -> None:
     if roles:
         names = " or ".join(role.removeprefix("is_") for role in roles)
         operation["description"] = (operation.get("description", "") + f"\n\nRole: {names}.").strip()
+    _document_path_uuids(path, method)
     responses = operation["responses"] = {str(k): v for k, v in operation["responses"].items()}
     for status in _error_statuses(doc, path, method, public):
         responses.setdefault(str(status), _ref("responses", ERRORS[status][0]))
@@ -181,11 +182,20 @@ def _error_statuses(doc: dict, path: dict, method: str, public: bool) -> set[int
     if not public:
         statuses |= {401, 403}
     has_path_params = any(p.get("in") == "path" for p in _parameters(path, method))
+    if has_path_params:  # a malformed `*uuid` in the path is a 400 naming it
+        statuses.add(400)
     if has_path_params or "page" in inputs or any(n.endswith("uuid") for n in inputs):
         statuses.add(404)
     if "idempotency_key" in inputs or (has_path_params and method in WRITE_METHODS | {"delete"}):
         statuses.add(409)
     return statuses
+
+
+def _document_path_uuids(path: dict, method: str) -> None:
+    """Say that a path parameter named `*uuid` is a uuid: the views parse it as one."""
+    for parameter in _parameters(path, method):
+        if parameter.get("in") == "path" and parameter["name"].endswith("uuid"):
+            parameter["schema"] = {"type": "string", "format": "uuid"}
 
 
 def _parameters(path: dict, method: str) -> list[dict]:
