@@ -220,3 +220,12 @@ def test_unknown_body_fields_are_a_400_naming_them(client, staff):
                            json={"user_uuid": staff.uuid, "hourly_limit": 5})
     assert response.status_code == 400
     assert response.json == {"hourly_limit": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("path", ["/api/chat-quota/audit/", "/api/chat-quota/quotas/",
+                                  "/api/chat-quota/events/", "/api/users/"])
+def test_a_page_far_past_the_end_is_a_404_not_a_500(client, staff, path):
+    # Found by the contract test: the offset overflowed SQLite's 64-bit integer.
+    response = client.get(f"{path}?page=61489146912365174&page_size=150", headers=staff.headers)
+    assert response.status_code == 404
+    assert response.json == {"detail": "Invalid page."}

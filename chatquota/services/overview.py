@@ -113,6 +113,8 @@ def list_quotas(
         .limit(limit)
     )
     total = session.scalar(select(func.count()).select_from(User).where(*where))
+    if offset >= total:  # nothing there; and an offset past 2**63 would overflow the driver
+        return Page([], total)
     rows = session.execute(stmt).mappings().all()
     items = [_user_quota(row, wins, defaults, tz, now) for row in rows]
     return Page(items, total)

@@ -22,6 +22,8 @@ def paginate(
     Items are the first column's values (ORM objects), or whole rows with `rows`.
     """
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    if offset >= total:  # nothing there; and an offset past 2**63 would overflow the driver
+        return Page([], total)
     result = session.execute(stmt.offset(offset).limit(limit))
     return Page(result.all() if rows else list(result.scalars()), total)
 
