@@ -1,10 +1,10 @@
-# chatquota: `make run` serves it, `make test` tests it.
+# chatquota: `make run` serves it, `make test` tests it, `make bench` measures it.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app chatquota
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
+
+bench: venv
+	sh bench/ensure_wrk.sh
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache

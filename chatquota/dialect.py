@@ -5,16 +5,25 @@ SQLite: WAL, a busy timeout, and write transactions that start with
 of failing halfway with "database is locked". PostgreSQL: ordinary
 transactions; admission serialises per user with `SELECT ... FOR UPDATE` on
 the quota row (SQLite ignores FOR UPDATE, its lock is database-wide).
+
+SQLite writers also queue on an flock'ed file beside the database: a waiter
+for SQLite's own lock polls with sleeps of up to 100 ms, whereas a waiter
+for the flock is woken the moment the holder commits.
 """
 
-from contextlib import contextmanager
+import fcntl
+import os
+import weakref
+from contextlib import contextmanager, nullcontext
+from functools import cache
 
-from sqlalchemy import event
+from sqlalchemy import bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 _IMMEDIATE = "chatquota_immediate"
+_WRITER_LOCKS: "weakref.WeakKeyDictionary[Engine, str]" = weakref.WeakKeyDictionary()
 
 
 def engine_options(url: str, config: dict) -> dict:
@@ -34,6 +43,8 @@ def configure_engine(engine: Engine, config: dict) -> None:
         return
     busy_ms = int(config["SQLITE_BUSY_TIMEOUT_MS"])
     synchronous = config["SQLITE_SYNCHRONOUS"]
+    if engine.url.database not in (None, "", ":memory:"):
+        _WRITER_LOCKS[engine] = os.path.abspath(engine.url.database) + "-lock"
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -60,21 +71,57 @@ def write_transaction(session: Session):
     cannot safely be upgraded to a write while other processes write.
     """
     session.commit()  # no SQL unless a transaction is open
-    session.connection(execution_options={_IMMEDIATE: True})
+    with _writer_lock(session):
+        session.connection(execution_options={_IMMEDIATE: True})
+        try:
+            yield
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def _exclusive(path: str):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _writer_lock(session: Session):
+    """Return a context that holds this database's writer lock, if it has one."""
+    path = _WRITER_LOCKS.get(session.get_bind())
+    return nullcontext() if path is None else _exclusive(path)
+
+
+def lock_rows(session: Session, statement, params: dict) -> None:
+    """Run a `SELECT ... FOR UPDATE`, unless the write transaction already locks everything.
+
+    On SQLite `BEGIN IMMEDIATE` holds the database-wide write lock and FOR
+    UPDATE is a no-op; rows read inside `write_transaction` are fresh anyway.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(statement, params)
 
 
 def upsert(session: Session, model, values: dict, keys: list[str],
            add: tuple | list = (), replace: tuple | list = ()) -> None:
     """Insert a row; if `keys` exist, add to the `add` columns and overwrite `replace`."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(model).values(**values)
+    stmt = _upsert_statement(session.get_bind().dialect.name, model, tuple(values),
+                             tuple(keys), tuple(add), tuple(replace))
+    session.execute(stmt, values)
+
+
+@cache
+def _upsert_statement(dialect: str, model, columns: tuple, keys: tuple, add: tuple,
+                      replace: tuple):
+    """Build an upsert once per shape; the values are bound at execution."""
+    module = postgresql if dialect == "postgresql" else sqlite
     table = model.__table__
+    stmt = module.insert(table).values({col: bindparam(col) for col in columns})
     update = {col: table.c[col] + stmt.excluded[col] for col in add}
     update.update({col: stmt.excluded[col] for col in replace})
-    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=update))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)

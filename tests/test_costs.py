@@ -71,5 +71,6 @@ def test_admission_never_scans_history(app, client, service, history, path, body
 def test_usage_read_is_a_fixed_number_of_indexed_statements(app, client, history):
     statements = statements_of(app, lambda: client.get("/api/chat-quota/usage/", headers=history.headers))
     details = plan_details(app, statements)
-    assert [d for d in details if d.startswith("SCAN")] == [], details
+    scans = [d for d in details if d.startswith("SCAN") and "CONSTANT ROW" not in d]
+    assert scans == [], details
     assert len(statements) <= 4

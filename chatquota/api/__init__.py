@@ -1,6 +1,9 @@
 """The HTTP API: blueprints that parse with a schema, call one service, dump."""
 
+from functools import cache
+
 from flask_smorest import Blueprint as _Blueprint
+from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 from ..auth import authenticate
@@ -11,6 +14,18 @@ from .pagination import WaldurPaginationMixin
 class _Parser(FlaskParser):
     # DRF (and so Waldur clients) answer validation errors with 400, not 422.
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _get_schema(self, argmap, req):
+        # webargs builds a new instance of a schema class on every request
+        # (deep-copying its fields); one instance per class serves them all.
+        if isinstance(argmap, type) and issubclass(argmap, Schema):
+            return _schema_instance(argmap)
+        return super()._get_schema(argmap, req)
+
+
+@cache
+def _schema_instance(schema_class: type[Schema]) -> Schema:
+    return schema_class()
 
 
 class Blueprint(WaldurPaginationMixin, _Blueprint):

@@ -5,12 +5,12 @@ import hmac
 import secrets
 import uuid as uuidlib
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..dialect import write_transaction
+from ..dialect import lock_rows, write_transaction
 from ..models import ApiToken, Quota, User
 from . import audit
 from .errors import Conflict, InvalidValue, TokenNotFound, UserNotFound
@@ -19,6 +19,19 @@ from .paging import Page, contains, paginate
 TOKEN_PREFIX = "cq_"
 MIN_KEY_LENGTH = 20
 ROLES = ("is_staff", "is_support", "is_service")
+
+# Statements on every request are built once: building one costs more than
+# running it. The user's quota comes with it (User.quota is joined).
+_BY_KEY_HASH = (
+    select(ApiToken, User)
+    .join(User, ApiToken.user_id == User.id)
+    .where(ApiToken.key_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
+)
+_BY_UUID = select(User).where(User.uuid == bindparam("uuid"))
+_LOCK_QUOTA = (
+    select(Quota).where(Quota.user_id == bindparam("user_id")).with_for_update()
+    .execution_options(populate_existing=True)
+)
 
 
 def hash_key(key: str) -> str:
@@ -40,11 +53,7 @@ def authenticate(session: Session, key: str) -> User | None:
 def authenticate_token(session: Session, key: str) -> tuple[ApiToken, User] | None:
     """Return the unrevoked token with this key and its user if active, else None."""
     digest = hash_key(key)
-    row = session.execute(
-        select(ApiToken, User)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.key_hash == digest, ApiToken.revoked_at.is_(None))
-    ).first()
+    row = session.execute(_BY_KEY_HASH, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row[0].key_hash, digest):
         return None
     return (row[0], row[1]) if row[1].is_active else None
@@ -52,7 +61,7 @@ def authenticate_token(session: Session, key: str) -> tuple[ApiToken, User] | No
 
 def get_user(session: Session, user_uuid: str) -> User:
     """Return the user with this uuid (32 hex digits) or raise UserNotFound."""
-    user = session.scalar(select(User).where(User.uuid == user_uuid))
+    user = session.scalar(_BY_UUID, {"uuid": user_uuid})
     if user is None:
         raise UserNotFound()
     return user
@@ -63,13 +72,11 @@ def lock_user(session: Session, user_uuid: str) -> User:
 
     PostgreSQL: the quota row is locked FOR UPDATE until commit, so admission
     and limit changes for one user run one at a time and see fresh limits.
-    SQLite: the transaction already holds the database write lock.
+    SQLite: the transaction already holds the database write lock, and the
+    user was read inside it (write_transaction expires everything first).
     """
     user = get_user(session, user_uuid)
-    session.execute(
-        select(Quota).where(Quota.user_id == user.id).with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    lock_rows(session, _LOCK_QUOTA, {"user_id": user.id})
     return user
 
 

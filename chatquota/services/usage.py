@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import Reservation, UsageDay, User
-from ..periods import Window, format_instant, windows
-from .limits import effective_limit, get_defaults, remaining
+from ..models import Reservation, Setting, UsageDay, User
+from ..periods import PERIODS, Window, format_instant, windows
+from .limits import UNLIMITED, effective_limit, remaining
 
 
 @dataclass(frozen=True)
@@ -66,37 +66,46 @@ class QuotaReport:
         return QuotaReport(periods, self.held, self.tz, self.now)
 
 
-def usage_in_windows(session: Session, user_id: int, wins: tuple[Window, ...]) -> list[int]:
-    """Return the user's tokens in each window, from the per-day totals."""
-    first = min(w.start for w in wins)
-    last = max(w.end for w in wins)
-    rows = session.execute(
-        select(UsageDay.day, UsageDay.tokens).where(
-            UsageDay.user_id == user_id, UsageDay.day >= first, UsageDay.day < last
-        )
-    ).all()
-    return [sum(t for day, t in rows if w.start <= day < w.end) for w in wins]
+def _snapshot_statement():
+    """Build the one statement behind a report: defaults, usage per window, holds."""
+    days, settings, holds = UsageDay.__table__.c, Setting.__table__.c, Reservation.__table__.c
+
+    def total(column, *where):
+        # The cast keeps PostgreSQL's SUM (numeric) an integer.
+        return select(cast(func.coalesce(func.sum(column), 0), BigInteger)).where(*where)
+
+    def default(period):
+        value = select(settings.value).where(settings.key == f"{period}_default")
+        return func.coalesce(value.scalar_subquery(), UNLIMITED)
+
+    def used(period):
+        return total(
+            days.tokens, days.user_id == bindparam("user_id"),
+            days.day >= bindparam(f"{period}_start"),
+            days.day < bindparam(f"{period}_end"),
+        ).scalar_subquery()
+
+    held = total(
+        holds.tokens, holds.user_id == bindparam("user_id"), holds.state == "active",
+        holds.expires_at > bindparam("now"),
+    ).scalar_subquery()
+    return select(*map(default, PERIODS), *map(used, PERIODS), held)
 
 
-def held_tokens(session: Session, user_id: int, now: datetime) -> int:
-    """Return the tokens held by the user's active, unexpired reservations."""
-    return session.scalar(
-        select(func.coalesce(func.sum(Reservation.tokens), 0)).where(
-            Reservation.user_id == user_id,
-            Reservation.state == "active",
-            Reservation.expires_at > now,
-        )
-    )
+# Built once, run on every usage, check and consume: one round trip, no ORM.
+_SNAPSHOT = _snapshot_statement()
 
 
 def quota_report(session: Session, user: User, tz: ZoneInfo, now: datetime | None = None):
     """Return the user's current quota report."""
     now = now or clock.now()
     wins = windows(now, tz)
-    defaults = get_defaults(session)
-    usages = usage_in_windows(session, user.id, wins)
+    params = {"user_id": user.id, "now": now}
+    for w in wins:
+        params[f"{w.period}_start"], params[f"{w.period}_end"] = w.start, w.end
+    row = session.execute(_SNAPSHOT, params).one()
     periods = tuple(
-        PeriodUsage(w, getattr(user.quota, f"{w.period}_limit"), defaults[w.period], used)
-        for w, used in zip(wins, usages)
+        PeriodUsage(w, getattr(user.quota, f"{w.period}_limit"), row[i], row[i + 3])
+        for i, w in enumerate(wins)
     )
-    return QuotaReport(periods, held_tokens(session, user.id, now), tz, now)
+    return QuotaReport(periods, row[6], tz, now)

@@ -1,0 +1,67 @@
+"""Start and stop gunicorn on a free loopback port with the benchmark settings."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "bench" / "gunicorn.conf.py"
+READY_TIMEOUT = 60
+# Chosen once for every run: 2 CPUs, sync workers, two per CPU.
+WORKERS = 4
+
+
+def free_port() -> int:
+    """Return a TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer {url} within {READY_TIMEOUT}s")
+
+
+@contextmanager
+def gunicorn(app: str, ready_path: str, workdir: Path, env: dict | None = None):
+    """Run `gunicorn app` until the block ends; yield its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(workdir / f"gunicorn-{port}.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), app],
+        cwd=ROOT,
+        env={**os.environ, **(env or {}), "BENCH_BIND": f"127.0.0.1:{port}",
+             "BENCH_WORKERS": str(WORKERS)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_ready(base + ready_path, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
