@@ -127,3 +127,19 @@ def test_day_totals_follow_events(app, client, service, alice):
     with app.app_context():
         days = db.session.scalars(db.select(UsageDay)).all()
     assert [(d.tokens,) for d in days] == [(23,)]
+
+
+def test_admission_sees_a_limit_changed_after_the_caller_was_loaded(app, session, limited):
+    """A limit committed by another process between auth and admission is honoured."""
+    from chatquota.services import accounts, metering
+    from chatquota.services.errors import QuotaExceeded
+
+    tz = app.config["TZ"]
+    stale = accounts.get_user(session, limited.uuid)  # e.g. loaded by authentication
+    assert stale.quota.daily_limit == 100
+    with db.engine.connect() as other:  # another connection, as another worker would be
+        other.execute(db.text("UPDATE quotas SET daily_limit = 0 WHERE user_id = :id"),
+                      {"id": limited.user.id})
+        other.commit()
+    with pytest.raises(QuotaExceeded):
+        metering.consume(session, tz, user_uuid=limited.uuid, tokens=1)

@@ -28,6 +28,8 @@ _BY_KEY_HASH = (
     .where(ApiToken.key_hash == bindparam("digest"), ApiToken.revoked_at.is_(None))
 )
 _BY_UUID = select(User).where(User.uuid == bindparam("uuid"))
+# Inside a write transaction: overwrite whatever this session read earlier.
+_BY_UUID_FRESH = _BY_UUID.execution_options(populate_existing=True)
 _LOCK_QUOTA = (
     select(Quota).where(Quota.user_id == bindparam("user_id")).with_for_update()
     .execution_options(populate_existing=True)
@@ -72,10 +74,12 @@ def lock_user(session: Session, user_uuid: str) -> User:
 
     PostgreSQL: the quota row is locked FOR UPDATE until commit, so admission
     and limit changes for one user run one at a time and see fresh limits.
-    SQLite: the transaction already holds the database write lock, and the
-    user was read inside it (write_transaction expires everything first).
+    SQLite: the transaction already holds the database write lock; the user
+    and quota are re-read inside it, replacing any copy read before the lock.
     """
-    user = get_user(session, user_uuid)
+    user = session.scalar(_BY_UUID_FRESH, {"uuid": user_uuid})
+    if user is None:
+        raise UserNotFound()
     lock_rows(session, _LOCK_QUOTA, {"user_id": user.id})
     return user
 
