@@ -94,7 +94,7 @@ def publish(markdown: str) -> list[Path]:
     """Write bench/results.md and refresh the table in READMEs that have the markers."""
     written = [ROOT / "bench" / "results.md"]
     written[0].write_text("# chatquota benchmark results\n\n" + markdown)
-    for doc in (ROOT / "README.md", ROOT / "docs" / "readme-bench.md"):
+    for doc in (ROOT / "README.md",):
         text = doc.read_text() if doc.exists() else ""
         if START in text and END in text:
             head, rest = text.split(START, 1)
