@@ -7,7 +7,6 @@ of concurrent callers can push a user past a limit.
 
 import hashlib
 import json
-import uuid as uuidlib
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import clock
+from ..ids import time_ordered_uuid
 from ..dialect import upsert, write_transaction
 from ..models import UsageDay, UsageEvent, User
 from ..periods import local_day, seconds_until
@@ -128,7 +128,7 @@ def record_event(session: Session, user: User, report: QuotaReport, tokens: int,
     """Insert a usage event and add it to the day's total (caller holds the lock)."""
     day = local_day(report.now, report.tz)
     event = UsageEvent(
-        uuid=uuidlib.uuid4().hex, user_id=user.id, tokens=tokens, day=day,
+        uuid=time_ordered_uuid(), user_id=user.id, tokens=tokens, day=day,
         created_at=report.now, **extra,
     )
     event.user = user

@@ -5,7 +5,6 @@ is committed, released or expires. Expiry needs no background job: holds are
 summed with `expires_at > now`, so an expired one stops counting by itself.
 """
 
-import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,6 +13,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from .. import clock
+from ..ids import time_ordered_uuid
 from ..dialect import write_transaction
 from ..models import Reservation, UsageEvent, User
 from .errors import QuotaExceeded, ReservationClosed, ReservationNotFound
@@ -61,7 +61,7 @@ def reserve(
         if denied:
             raise QuotaExceeded(denied)
         reservation = Reservation(
-            uuid=uuidlib.uuid4().hex, user_id=user.id, tokens=tokens, model=model,
+            uuid=time_ordered_uuid(), user_id=user.id, tokens=tokens, model=model,
             state=ACTIVE, created_at=report.now,
             expires_at=report.now + timedelta(seconds=ttl_seconds),
             idempotency_key=idempotency_key, request_hash=fingerprint,
