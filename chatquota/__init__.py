@@ -1,10 +1,14 @@
 """chatquota: per-user LLM token quotas with daily, weekly and monthly limits."""
 
+from pathlib import Path
+
 from flask import Flask
 
 from . import admin, api, cli, config, docs, errors, openapi
 from .dialect import configure_engine, engine_options
-from .extensions import db
+from .extensions import db, migrate
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -17,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     with app.app_context():
         configure_engine(db.engine, app.config)
 

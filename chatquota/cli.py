@@ -9,9 +9,11 @@ import os
 from datetime import timedelta
 
 import click
+import flask_migrate
 from flask import current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
+from sqlalchemy import inspect
 
 from . import clock
 from .docs import FORMATS, render
@@ -51,11 +53,18 @@ def _run(fn, *args, **kwargs):
         _fail(err.message)
 
 
+BASELINE_REVISION = "0001"
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db():
-    """Create the database tables if they do not exist."""
-    db.create_all()
+    """Create the database schema, or upgrade it to the latest migration."""
+    tables = inspect(db.engine).get_table_names()
+    if "users" in tables and "alembic_version" not in tables:
+        # Made by the pre-migration init-db (create_all): that is the baseline.
+        flask_migrate.stamp(revision=BASELINE_REVISION)
+    flask_migrate.upgrade()
     click.echo("Database ready.", err=True)
 
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: a fresh database per test, users with tokens, a movable clock."""
+"""Shared fixtures: a fresh database per test, users with tokens, a movable clock.
+
+The database is a new SQLite file per test, or, when CHATQUOTA_TEST_DATABASE_URL
+is set, that PostgreSQL database emptied before each test (see databases.py).
+"""
 
 from datetime import UTC, datetime
 
@@ -8,17 +12,50 @@ from chatquota import clock, create_app
 from chatquota.extensions import db
 from chatquota.services import accounts, limits
 
+from .databases import TEST_DATABASE_URL, prepare_postgresql, scratch_schema, truncate_all
+
+
+@pytest.fixture(scope="session")
+def postgresql():
+    """An engine on the PostgreSQL test database with the models' schema, or None."""
+    if TEST_DATABASE_URL is None:
+        yield None
+        return
+    engine = prepare_postgresql(TEST_DATABASE_URL)
+    yield engine
+    engine.dispose()
+
 
 @pytest.fixture
-def app(tmp_path):
-    """An app on a fresh SQLite file."""
+def database_url(postgresql, tmp_path):
+    """The URL of this test's empty database, with the models' tables."""
+    if postgresql is None:
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    truncate_all(postgresql)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def empty_database_url(postgresql, tmp_path):
+    """The URL of a database with no tables at all (a scratch schema on PostgreSQL)."""
+    if postgresql is None:
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    with scratch_schema(TEST_DATABASE_URL) as url:
+        yield url
+
+
+@pytest.fixture
+def app(database_url):
+    """An app on this test's fresh database."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "SQLALCHEMY_DATABASE_URI": database_url,
     })
-    with app.app_context():
-        db.create_all()
+    if database_url.startswith("sqlite"):
+        with app.app_context():
+            db.create_all()
     yield app
     with app.app_context():
         db.engine.dispose()
