@@ -104,7 +104,8 @@ def lock_rows(session: Session, statement, params: dict) -> None:
     UPDATE is a no-op; rows read inside `write_transaction` are fresh anyway.
     """
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(statement, params)
+        # Fetched, not just executed: populate_existing refreshes only fetched rows.
+        session.execute(statement, params).all()
 
 
 def upsert(session: Session, model, values: dict, keys: list[str],

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import requests
 
-from chatquota import create_app
 from chatquota.extensions import db
 from chatquota.services import accounts, limits
 
@@ -67,14 +66,12 @@ class LiveServer:
             self.log.close()
 
 
-def seed(database_url: str, users: int, daily_limit: int):
-    """Create the schema, a service account and `users` users limited per day.
+def seed(app, users: int, daily_limit: int):
+    """Add a service account and `users` users limited per day to the app's (empty) database.
 
-    Returns (app, service key, user uuids); the app reads the same database.
+    Returns (service key, user uuids).
     """
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "x"})
     with app.app_context():
-        db.create_all()
         service = accounts.create_user(db.session, None, "backend", is_service=True)
         _token, key = accounts.issue_token(db.session, None, service)
         uuids = []
@@ -82,4 +79,4 @@ def seed(database_url: str, users: int, daily_limit: int):
             user = accounts.create_user(db.session, None, f"user{i}")
             limits.set_quota(db.session, None, user.uuid, {"daily_limit": daily_limit})
             uuids.append(user.uuid)
-    return app, key, uuids
+    return key, uuids

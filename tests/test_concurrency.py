@@ -1,6 +1,11 @@
-"""Several gunicorn workers on one SQLite file never over-admit or lose a write."""
+"""Several gunicorn workers on one database never over-admit or lose a write.
+
+Runs on the suite's backend: a SQLite file, or PostgreSQL when
+CHATQUOTA_TEST_DATABASE_URL is set.
+"""
 
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -18,11 +23,10 @@ LIMIT = 2000
 
 
 @pytest.fixture
-def seeded(tmp_path):
-    """A database file with a service account and a user limited to LIMIT tokens a day."""
-    url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
-    app, key, (user_uuid,) = seed(url, users=1, daily_limit=LIMIT)
-    return app, url, key, user_uuid
+def seeded(app, database_url):
+    """The test database with a service account and a user limited to LIMIT tokens a day."""
+    key, (user_uuid,) = seed(app, users=1, daily_limit=LIMIT)
+    return app, database_url, key, user_uuid
 
 
 def hammer(server_url, key, user_uuid, seed):
@@ -61,3 +65,26 @@ def test_workers_never_overshoot_and_lose_nothing(seeded, tmp_path):
     assert "database is locked" not in log.read_text()
     print(f"\n{len(results)} calls from {CLIENTS} clients on 4 workers: "
           f"{len(acknowledged)} admitted ({day_total}/{LIMIT} tokens), {statuses.count(429)} refused")
+
+
+def test_concurrent_retries_of_one_idempotency_key_record_once(seeded):
+    app, url, key, user_uuid = seeded
+    body = {"user_uuid": user_uuid, "tokens": 7, "idempotency_key": "retry-storm"}
+    start = threading.Barrier(CLIENTS, timeout=60)
+
+    def retry(_):
+        with requests.Session() as http:
+            start.wait()
+            r = http.post(f"{server.url}/api/chat-quota/consume/", json=body, timeout=60,
+                          headers={"Authorization": f"Token {key}"})
+            return r.status_code, r.json()
+
+    with LiveServer(url, workers=4) as server, ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(retry, range(CLIENTS)))
+
+    statuses = sorted(s for s, _ in results)
+    assert statuses == [200] * (CLIENTS - 1) + [201]
+    assert len({body["event"]["uuid"] for _, body in results}) == 1
+    with app.app_context():
+        assert db.session.scalar(db.select(func.count()).select_from(UsageEvent)) == 1
+        assert db.session.scalar(db.select(func.sum(UsageDay.tokens))) == 7
