@@ -3,8 +3,10 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app chatquota
+# `make test-pg` runs the suite on this PostgreSQL database (created if missing, emptied).
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/chatquota_test
 
-.PHONY: run test bench venv clean
+.PHONY: run test test-pg bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +23,9 @@ run: venv
 
 test: venv
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
+
+test-pg: venv
+	CHATQUOTA_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -W error $(PYTEST_ARGS)
 
 bench: venv
 	sh bench/ensure_wrk.sh

@@ -13,9 +13,11 @@ import flask_migrate
 from flask import current_app
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
-from . import clock
+from . import clock, copydata
 from .docs import FORMATS, render
 from .extensions import db
 from .openapi import document
@@ -203,8 +205,31 @@ def openapi(fmt):
     click.echo(render(document(current_app), fmt))
 
 
-COMMANDS = (init_db, create_user, create_token, set_default, set_quota, usage, ensure_admin,
-            purge_reservations, prune_events, backup, openapi)
+@click.command("copy-data")
+@with_appcontext
+@click.option("--to", "target_url", required=True, metavar="URL",
+              help="An empty database migrated to the same revision, e.g. postgresql+psycopg://...")
+def copy_data(target_url):
+    """Copy every table of this database into the empty database at URL."""
+    try:
+        target = create_engine(target_url, poolclass=NullPool)
+    except (ArgumentError, ImportError) as err:
+        _fail(f"--to: not a usable database URL ({err}).")
+    try:
+        counts = copydata.copy_database(db.engine, target, db.metadata)
+    except copydata.CopyError as err:
+        _fail(str(err))
+    except SQLAlchemyError as err:
+        _fail(f"Copy failed, nothing written: {str(getattr(err, 'orig', err)).splitlines()[0]}")
+    finally:
+        target.dispose()
+    for name, count in counts.items():
+        click.echo(f"{name}: {count} rows", err=True)
+    click.echo(f"Copied {sum(counts.values())} rows.", err=True)
+
+
+COMMANDS = (init_db, copy_data, create_user, create_token, set_default, set_quota, usage,
+            ensure_admin, purge_reservations, prune_events, backup, openapi)
 
 
 def init_app(app) -> None:
