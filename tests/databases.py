@@ -10,6 +10,7 @@ import os
 import uuid
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import MetaData, create_engine, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ProgrammingError
@@ -18,6 +19,9 @@ from sqlalchemy.pool import NullPool
 from chatquota.extensions import db
 
 TEST_DATABASE_URL = os.environ.get("CHATQUOTA_TEST_DATABASE_URL") or None
+# For the few tests of SQLite-only features (e.g. `backup`, which copies the file).
+sqlite_only = pytest.mark.skipif(TEST_DATABASE_URL is not None,
+                                 reason="tests a SQLite-only feature; this run is on PostgreSQL")
 # A test that leaves a transaction open must fail, not hang the truncation.
 LOCK_TIMEOUT = "10s"
 

@@ -17,6 +17,7 @@ from chatquota.models import AuditEntry, UsageDay, UsageEvent
 from chatquota.services import limits, maintenance
 from chatquota.services.usage import quota_report
 
+from .databases import sqlite_only
 from .usage_helpers import spend
 
 
@@ -103,6 +104,7 @@ def test_prune_needs_a_date(runner):
     assert result.exit_code == 2 and "--before" in result.stderr
 
 
+@sqlite_only
 def test_backup_writes_a_complete_standalone_copy(app, runner, history, tmp_path):
     target = tmp_path / "copy.sqlite3"
     result = runner.invoke(args=["backup", str(target)])
@@ -121,6 +123,7 @@ def test_backup_writes_a_complete_standalone_copy(app, runner, history, tmp_path
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
 
 
+@sqlite_only
 def test_backup_replaces_an_existing_file(runner, history, tmp_path):
     target = tmp_path / "old.sqlite3"
     target.write_text("not a database")
@@ -129,6 +132,7 @@ def test_backup_replaces_an_existing_file(runner, history, tmp_path):
         assert copy.execute("SELECT count(*) FROM usage_events").fetchone() == (5,)
 
 
+@sqlite_only
 def test_backup_refuses_bad_targets(app, runner, tmp_path):
     missing = runner.invoke(args=["backup", str(tmp_path / "nope" / "x.db")])
     assert missing.exit_code == 1
@@ -173,6 +177,7 @@ def count_events(app) -> int:
         return count
 
 
+@sqlite_only
 def test_backup_is_consistent_while_another_process_writes(app, runner, alice, tmp_path):
     stop = tmp_path / "stop"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, app.config["SQLALCHEMY_DATABASE_URI"],
