@@ -62,10 +62,12 @@ BASELINE_REVISION = "0001"
 @with_appcontext
 def init_db():
     """Create the database schema, or upgrade it to the latest migration."""
-    tables = inspect(db.engine).get_table_names()
+    tables = set(inspect(db.engine).get_table_names())
     if "users" in tables and "alembic_version" not in tables:
-        # Made by the pre-migration init-db (create_all): that is the baseline.
-        flask_migrate.stamp(revision=BASELINE_REVISION)
+        # Made by the pre-migration init-db (create_all): it matches the current
+        # models if every table is there, else the first migration.
+        complete = {table.name for table in db.metadata.sorted_tables} <= tables
+        flask_migrate.stamp(revision="head" if complete else BASELINE_REVISION)
     flask_migrate.upgrade()
     click.echo("Database ready.", err=True)
 

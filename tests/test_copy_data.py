@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from chatquota import clock, create_app
 from chatquota.extensions import db
-from chatquota.models import Reservation, UsageEvent
+from chatquota.models import Reservation, UsageEvent, WebSession
 from chatquota.services import accounts, limits, metering
 
 from .databases import TEST_DATABASE_URL, scratch_schema
@@ -27,7 +27,9 @@ def source(tmp_path, fixed_clock):
         s, tz = db.session, app.config["TZ"]
         limits.set_defaults(s, None, {"monthly": 10_000})
         staff = accounts.create_user(s, None, "boss", is_staff=True)
-        accounts.issue_token(s, staff, staff)
+        token, _key = accounts.issue_token(s, staff, staff)
+        s.add(WebSession(id="c" * 64, user_id=staff.id, token_id=token.id, csrf_token="d" * 64,
+                         created_at=clock.now(), expires_at=clock.now() + timedelta(hours=8)))
         user = accounts.create_user(s, None, "ann")
         limits.set_quota(s, staff, user.uuid, {"daily_limit": 500})
         metering.consume(s, tz, user_uuid=user.uuid, tokens=40, idempotency_key="k1")

@@ -90,5 +90,18 @@ def test_init_db_adopts_a_database_created_without_migrations(empty_app):
     result = empty_app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     assert "alembic_version" in tables(empty_app)
+    assert schema_diff(empty_app) == []
+    with empty_app.app_context():
+        assert accounts.get_user_by_name(db.session, "kept").username == "kept"
+
+
+def test_init_db_upgrades_a_database_created_before_later_tables(empty_app):
+    with empty_app.app_context():
+        db.create_all()
+        db.metadata.tables["web_sessions"].drop(db.engine)
+        accounts.create_user(db.session, None, "kept")
+    result = empty_app.test_cli_runner().invoke(args=["init-db"])
+    assert result.exit_code == 0, result.output
+    assert schema_diff(empty_app) == []
     with empty_app.app_context():
         assert accounts.get_user_by_name(db.session, "kept").username == "kept"
