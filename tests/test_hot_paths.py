@@ -12,6 +12,8 @@ from chatquota.models import Reservation, Setting, UsageDay
 from chatquota.services import limits
 from chatquota.services.usage import quota_report
 
+from .databases import sqlite_only
+
 
 def _hold(session, user, tokens, state="active", expires=timedelta(minutes=5), now=None):
     session.add(Reservation(uuid=os.urandom(16).hex(), user_id=user.id, tokens=tokens,
@@ -56,6 +58,7 @@ def test_report_of_a_user_without_usage_is_zero(app, alice):
     assert report.held == 0 and [p.system_default for p in report.periods] == [-1, -1, -1]
 
 
+@sqlite_only
 def test_write_transaction_holds_the_writer_lock_file(app, tmp_path):
     lock_path = str(tmp_path / "test.sqlite3") + "-lock"
 
