@@ -71,6 +71,24 @@ class Uuid(fields.UUID):
         return None if value is None else uuidlib.UUID(str(value)).hex
 
 
+NUL_MESSAGE = "Null characters are not allowed."
+
+
+def has_nul(value) -> bool:
+    """Tell whether a string, or any key or value nested in `value`, holds a NUL.
+
+    PostgreSQL text cannot store NUL, so such input is refused (as DRF does)
+    before it reaches a query on either backend.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 class StrictSchema(Schema):
     """A request body: unknown fields are an error, not silently ignored."""
 

@@ -88,6 +88,13 @@ def test_users_page_ignores_malformed_arguments(client, staff, query):
     assert client.get(f"/admin/?{query}").status_code == 200
 
 
+def test_nul_characters_get_a_400_page(client, staff):
+    sign_in(client, staff)
+    response = client.get("/admin/?search=%00")
+    assert response.status_code == 400
+    assert "Null characters are not allowed." in response.get_data(as_text=True)
+
+
 def test_user_page_shows_limits_events_and_holds(app, client, staff, levels):
     sign_in(client, staff)
     with app.app_context():

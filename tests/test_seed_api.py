@@ -165,3 +165,23 @@ def test_unknown_route_and_wrong_method_are_json(client, staff):
     assert (response.status_code, response.json) == (405, {"detail": 'Method "GET" not allowed.'})
     response = client.delete(USAGE, headers=staff.headers)
     assert response.status_code == 405
+
+
+@pytest.mark.parametrize("method, path, kwargs, field", [
+    ("get", "/api/chat-quota/audit/", {"query_string": {"action": "a\x00"}}, "action"),
+    ("get", "/api/chat-quota/quotas/", {"query_string": {"search": "\x00"}}, "search"),
+    ("get", "/api/chat-quota/events/", {"query_string": {"model": "x\x00y"}}, "model"),
+    ("post", "/api/users/", {"json": {"username": "eve\x00"}}, "username"),
+    ("post", "/api/chat-quota/consume/", {"json": {"user_uuid": "0" * 32, "tokens": 1,
+                                                   "model": "\x00"}}, "model"),
+])
+def test_nul_characters_are_refused_naming_the_field(client, staff, method, path, kwargs, field):
+    response = getattr(client, method)(path, headers=staff.headers, **kwargs)
+    assert response.status_code == 400
+    assert response.json == {field: ["Null characters are not allowed."]}
+
+
+def test_nul_in_a_json_array_body_is_a_non_field_error(client, staff):
+    response = client.post(SET_QUOTA, json=["\x00"], headers=staff.headers)
+    assert response.status_code == 400
+    assert response.json == {"non_field_errors": ["Null characters are not allowed."]}

@@ -4,9 +4,10 @@
 `/me/` shows any signed-in user their own. Sign-in is by pasting an API token.
 """
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from ..schemas import NUL_MESSAGE, has_nul
 from ..services.errors import NotFound
 from . import present, websession
 
@@ -26,6 +27,8 @@ SECURITY_HEADERS = {
 def _before():
     if request.endpoint == "dashboard.static":
         return  # assets need no session lookup
+    if has_nul(request.args.to_dict(flat=False)) or has_nul(request.form.to_dict(flat=False)):
+        abort(400, description=NUL_MESSAGE)
     websession.load_session()
     websession.check_csrf()
 

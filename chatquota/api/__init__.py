@@ -3,17 +3,29 @@
 from functools import cache
 
 from flask_smorest import Blueprint as _Blueprint
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
+from marshmallow.schema import SCHEMA
 from webargs.flaskparser import FlaskParser
 
 from ..auth import authenticate
 from ..errors import require_json_body
+from ..schemas import NUL_MESSAGE, has_nul
 from .pagination import WaldurPaginationMixin
 
 
 class _Parser(FlaskParser):
     # DRF (and so Waldur clients) answer validation errors with 400, not 422.
     DEFAULT_VALIDATION_STATUS = 400
+
+    def pre_load(self, location_data, *, schema, req, location):
+        """Refuse NUL characters in any query or body field, naming the field."""
+        items = req.args.items(multi=True) if location == "query" else (
+            location_data.items() if isinstance(location_data, dict)
+            else [(SCHEMA, location_data)])
+        bad = {key: [NUL_MESSAGE] for key, value in items if has_nul(key) or has_nul(value)}
+        if bad:
+            raise ValidationError(bad)
+        return location_data
 
     def _get_schema(self, argmap, req):
         # webargs builds a new instance of a schema class on every request

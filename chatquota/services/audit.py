@@ -3,6 +3,7 @@
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -12,13 +13,21 @@ from ..models import AuditEntry, User
 from .paging import Page, paginate
 
 CLI_ACTOR = "cli"
+
+
+class Actor(Protocol):
+    """Who makes a change: a User, or the authenticated Principal of a request."""
+
+    id: int
+    username: str
+
 ACTIONS = ("default.update", "quota.update", "user.create", "user.update",
            "token.create", "token.revoke")
 
 
 def record(
     session: Session,
-    actor: User | None,
+    actor: Actor | None,
     action: str,
     target: str,
     field: str,

@@ -7,6 +7,7 @@ from ..dialect import upsert, write_transaction
 from ..models import Setting, User
 from ..periods import PERIODS
 from . import audit
+from .audit import Actor
 from .accounts import lock_user
 
 UNLIMITED = -1
@@ -33,7 +34,7 @@ def get_defaults(session: Session) -> dict[str, int]:
     return {period: stored.get(period, UNLIMITED) for period in PERIODS}
 
 
-def set_defaults(session: Session, actor: User | None, changes: dict[str, int]) -> dict[str, int]:
+def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int]) -> dict[str, int]:
     """Change some system defaults (period -> limit); return all three."""
     with write_transaction(session):
         current = get_defaults(session)
@@ -49,7 +50,7 @@ def set_defaults(session: Session, actor: User | None, changes: dict[str, int]) 
 
 
 def set_quota(
-    session: Session, actor: User | None, user_uuid: str, changes: dict[str, int | None]
+    session: Session, actor: Actor | None, user_uuid: str, changes: dict[str, int | None]
 ) -> User:
     """Set some of a user's limits (`<period>_limit` -> value or None); keep the rest."""
     with write_transaction(session):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from .. import clock
 from ..dialect import write_transaction
 from ..models import ApiToken, User, WebSession
-from .accounts import authenticate_token
+from .accounts import authenticate
 from .errors import InvalidValue
 
 
@@ -26,15 +26,14 @@ def _digest(cookie_value: str) -> str:
 
 def sign_in(session: Session, key: str, lifetime: timedelta) -> tuple[WebSession, str]:
     """Open a session for the owner of API key `key`; return it and the cookie value."""
-    found = authenticate_token(session, key.strip())
-    if found is None:
+    caller = authenticate(session, key.strip())
+    if caller is None:
         raise InvalidValue("token", "This token is not valid, was revoked, "
                                     "or its user is inactive.")
-    token, user = found
     cookie_value = secrets.token_urlsafe(32)
     now = clock.now()
     web_session = WebSession(
-        id=_digest(cookie_value), user_id=user.id, token_id=token.id,
+        id=_digest(cookie_value), user_id=caller.id, token_id=caller.token_id,
         csrf_token=secrets.token_urlsafe(32), created_at=now, expires_at=now + lifetime,
     )
     with write_transaction(session):
