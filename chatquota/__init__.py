@@ -28,7 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     smorest = openapi.init_app(app)
     api.register(smorest)
     app.register_blueprint(docs.bp)
-    errors.register(app, smorest)
+    errors.register(app)
     cli.init_app(app)
     admin.register(app)
     return app

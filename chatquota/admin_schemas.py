@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from .schemas import ChatQuotaSchema, Integral, StrictSchema, Uuid
+from .schemas import ChatQuotaSchema, Flag, Integral, StrictSchema, Uuid
 from .services.audit import ACTIONS
 from .services.history import MAX_HISTORY_DAYS
 from .services.limits import MAX_LIMIT, UNLIMITED
@@ -38,16 +38,23 @@ class DefaultsSchema(StrictSchema):
 class DateOrDateTime(fields.Field):
     """An ISO 8601 date-time (offset optional: local time) or a date (the whole local day)."""
 
-    default_error_messages = {"invalid": "Enter a valid ISO 8601 date or date-time."}
+    default_error_messages = {
+        "invalid": "Enter a valid ISO 8601 date or date-time.",
+        # A day either side keeps time-zone and whole-day arithmetic in range.
+        "range": "Enter a date between 0002-01-01 and 9998-12-31.",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
             raise self.make_error("invalid")
         for parse in (date.fromisoformat, datetime.fromisoformat):
             try:
-                return parse(value.strip())
+                parsed = parse(value.strip())
             except ValueError:
                 continue
+            if not 1 < parsed.year < 9999:
+                raise self.make_error("range")
+            return parsed
         raise self.make_error("invalid")
 
 
@@ -129,9 +136,9 @@ class UserSchema(Schema):
 class UserCreateSchema(StrictSchema):
     username = fields.String(required=True, validate=USERNAME)
     uuid = Uuid(metadata={"description": "Omit for a random one."})
-    is_staff = fields.Boolean(load_default=False)
-    is_support = fields.Boolean(load_default=False)
-    is_service = fields.Boolean(load_default=False)
+    is_staff = Flag(load_default=False)
+    is_support = Flag(load_default=False)
+    is_service = Flag(load_default=False)
 
     @validates_schema
     def _name(self, data, **kwargs):
@@ -140,10 +147,10 @@ class UserCreateSchema(StrictSchema):
 
 
 class UserUpdateSchema(StrictSchema):
-    is_active = fields.Boolean()
-    is_staff = fields.Boolean()
-    is_support = fields.Boolean()
-    is_service = fields.Boolean()
+    is_active = Flag()
+    is_staff = Flag()
+    is_support = Flag()
+    is_service = Flag()
 
 
 class TokenSchema(Schema):

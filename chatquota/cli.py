@@ -22,7 +22,8 @@ from .docs import FORMATS, render
 from .extensions import db
 from .openapi import document
 from .periods import PERIODS
-from .schemas import SetTokenQuotaRequestSchema, Uuid
+from .admin_schemas import UserCreateSchema
+from .schemas import SetTokenQuotaRequestSchema
 from .services import accounts, limits, maintenance, reservations
 from .services.errors import DomainError
 from .services.usage import quota_report
@@ -81,15 +82,13 @@ def init_db():
 @click.option("--service", is_flag=True, help="Service account: metering for a chat backend.")
 def create_user(name, user_uuid, staff, support, service):
     """Create a user and print its uuid."""
-    if user_uuid is not None:
-        try:
-            user_uuid = Uuid().deserialize(user_uuid)
-        except ValidationError:
-            _fail(f"--uuid: not a valid UUID: {user_uuid!r}")
-    if not name.strip() or len(name) > 150:
-        _fail("NAME must be 1 to 150 characters.")
-    user = _run(accounts.create_user, db.session, None, name, user_uuid,
-                is_staff=staff, is_support=support, is_service=service)
+    given = {"username": name, "is_staff": staff, "is_support": support, "is_service": service}
+    try:  # the same rules as POST /api/users/
+        fields = UserCreateSchema().load(given | ({"uuid": user_uuid} if user_uuid else {}))
+    except ValidationError as err:
+        _fail(_first_error(err))
+    user = _run(accounts.create_user, db.session, None, fields.pop("username"),
+                fields.pop("uuid", None), **fields)
     click.echo(user.uuid)
 
 
@@ -153,16 +152,13 @@ def ensure_admin(username):
     Uses CHATQUOTA_ADMIN_TOKEN as the key when set. Does nothing when a staff
     user already exists, so it is safe on every start.
     """
-    from sqlalchemy import select
-
-    from .models import User
-
-    if db.session.scalar(select(User.id).where(User.is_staff).limit(1)) is not None:
+    if accounts.any_staff(db.session):
         click.echo("A staff account exists; nothing to do.", err=True)
         return
+    key = os.environ.get("CHATQUOTA_ADMIN_TOKEN") or accounts.new_key()
+    _run(accounts.check_key, key)  # before creating anything: no staff user without a key
     user = _run(accounts.create_user, db.session, None, username, is_staff=True)
-    _token, key = _run(accounts.issue_token, db.session, None, user, "first admin",
-                       key=os.environ.get("CHATQUOTA_ADMIN_TOKEN") or None)
+    _run(accounts.issue_token, db.session, None, user, "first admin", key=key)
     click.echo(f"Created staff user {username!r}. Its API token (shown once):", err=True)
     click.echo(key)
 

@@ -6,16 +6,11 @@ the body as a whole). Everything else: `{"detail": "message"}`.
 
 from flask import jsonify, request
 from marshmallow.schema import SCHEMA
-from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 
 from .services import errors as domain
 
-STATUS = {
-    domain.NotFound: 404,
-    domain.Conflict: 409,
-    domain.InvalidValue: 400,
-    domain.QuotaExceeded: 429,
-}
+STATUS = {domain.NotFound: 404, domain.Conflict: 409}  # any other domain error: 400
 
 DETAILS = {
     400: "Bad request.",
@@ -24,7 +19,6 @@ DETAILS = {
     404: "Not found.",
     413: "Request body too large.",
     415: "Unsupported media type; send application/json.",
-    429: "Request was throttled.",
     500: "A server error occurred.",
 }
 
@@ -80,22 +74,28 @@ def handle_domain_error(error: domain.DomainError):
         return error_response(429, body, {"Retry-After": str(r.retry_after)})
     if isinstance(error, domain.InvalidValue):
         return error_response(400, {error.field: [error.message]})
-    status = next(code for cls, code in STATUS.items() if isinstance(error, cls))
+    status = next((code for cls, code in STATUS.items() if isinstance(error, cls)), 400)
     return error_response(status, {"detail": error.message})
 
 
 def require_json_body():
-    """Refuse, before any view runs, bodies that are not well-formed JSON."""
-    if request.method not in ("POST", "PUT", "PATCH") or not request.content_length:
+    """Refuse, before any view runs, bodies that are not well-formed JSON.
+
+    The body is read whole, so chunked uploads (no Content-Length) are checked
+    too; MAX_CONTENT_LENGTH still applies while reading (413).
+    """
+    if request.method not in ("POST", "PUT", "PATCH") or not request.get_data(cache=True):
         return None
     if not request.is_json:
         raise UnsupportedMediaType()
-    if request.get_json(silent=True) is None:
+    try:
+        request.get_json()
+    except (BadRequest, RecursionError):  # malformed, or nested deeper than the parser goes
         return error_response(400, {"detail": "JSON parse error: the body is not valid JSON."})
     return None
 
 
-def register(app, api) -> None:
+def register(app) -> None:
     """Install the error handlers on the app."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(domain.DomainError, handle_domain_error)

@@ -34,10 +34,28 @@ class Integral(fields.Integer):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         elif isinstance(value, str) and _INTEGRAL_STRING.match(value):
-            value = int(value.strip().split(".")[0])
+            try:
+                value = int(value.strip().split(".")[0])
+            except ValueError:  # beyond Python's int-from-string digit limit
+                raise self.make_error("invalid") from None
         if not isinstance(value, int):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Flag(fields.Boolean):
+    """A JSON boolean in a request body: only `true` or `false`, as documented.
+
+    marshmallow's Boolean also takes 1, 0.0, "yes" and "off"; a client
+    sending those has a bug worth hearing about.
+    """
+
+    default_error_messages = {"invalid": "Must be a valid boolean."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 def limit_field(description: str) -> Integral:
@@ -54,18 +72,27 @@ def token_field(**kwargs) -> Integral:
     return Integral(validate=validate.Range(min=0, max=MAX_LIMIT), **kwargs)
 
 
+_HEX = "[0-9a-fA-F]"
+_UUID_TEXT = re.compile(
+    rf"^(?:urn:uuid:)?(?P<brace>\{{)?"
+    rf"(?:{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}|{_HEX}{{32}})"
+    rf"(?(brace)\}})$"
+)
+
+
 class Uuid(fields.UUID):
-    """A UUID in any standard textual form, loaded as 32 lowercase hex digits."""
+    """A UUID in a standard textual form, loaded as 32 lowercase hex digits.
+
+    Accepted: 32 hex digits or the 8-4-4-4-12 form, any case, optionally in
+    braces or after `urn:uuid:`; hyphens elsewhere are refused.
+    """
 
     default_error_messages = {"invalid_uuid": "Must be a valid UUID."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not _UUID_TEXT.match(value.strip()):
             raise self.make_error("invalid_uuid")
-        try:
-            return uuidlib.UUID(value.strip()).hex
-        except ValueError:
-            raise self.make_error("invalid_uuid") from None
+        return uuidlib.UUID(value.strip()).hex
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else uuidlib.UUID(str(value)).hex
@@ -177,7 +204,7 @@ class ConsumeRequestSchema(TokensSchema):
     user_uuid = Uuid(required=True)
     model = model_field()
     idempotency_key = idempotency_field()
-    enforce = fields.Boolean(load_default=True, metadata={
+    enforce = Flag(load_default=True, metadata={
         "description": "Record only if admitted (default). false records spent tokens always."})
 
 
@@ -257,13 +284,6 @@ class ErrorSchema(Schema):
     """Every error except validation: `{"detail": "..."}`."""
 
     detail = fields.String()
-
-
-class ValidationErrorSchema(Schema):
-    """400: field name (or `non_field_errors`) -> list of messages."""
-
-    class Meta:
-        unknown = RAISE
 
 
 class HealthSchema(Schema):

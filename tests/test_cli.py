@@ -30,7 +30,9 @@ def test_create_user_with_given_uuid_and_duplicates(runner):
     same_uuid = invoke(runner, "create-user", "frank", "--uuid", "a1b2c3d4e5f67890abcdef1234567890")
     assert "uuid already exists" in same_uuid.stderr
     bad = invoke(runner, "create-user", "gina", "--uuid", "nope")
-    assert bad.exit_code != 0 and "--uuid" in bad.stderr
+    assert bad.exit_code == 1 and bad.stderr == "Error: uuid: Must be a valid UUID.\n"
+    long = invoke(runner, "create-user", "x" * 151)
+    assert long.exit_code == 1 and long.stderr.startswith("Error: username: ")
 
 
 def test_create_token_prints_a_working_key(runner, client):
@@ -82,6 +84,14 @@ def test_ensure_admin_creates_once_with_the_given_token(runner, client):
     assert second.exit_code == 0 and second.stdout == ""
     response = client.get("/api/chat-quota/usage/", headers={"Authorization": f"Token {key}"})
     assert response.status_code == 200
+
+
+def test_ensure_admin_refuses_a_weak_chosen_token(runner):
+    result = invoke(runner, "ensure-admin", CHATQUOTA_ADMIN_TOKEN="short-token-20-chars")
+    assert result.exit_code == 1
+    assert result.stderr == "Error: A key must have at least 32 characters.\n"
+    retry = invoke(runner, "ensure-admin", CHATQUOTA_ADMIN_TOKEN="a-long-enough-admin-token-of-40-chars..")
+    assert retry.exit_code == 0 and retry.stdout.startswith("a-long-enough")  # nothing half-made
 
 
 def test_every_command_has_help(runner):

@@ -104,6 +104,16 @@ def test_bad_dates_are_400_naming_the_field(client, usage, alice, field, value):
     assert response.json == {field: ["Enter a valid ISO 8601 date or date-time."]}
 
 
+@pytest.mark.parametrize("field, value", [
+    ("until", "9999-12-31"), ("since", "0001-01-01T00:00:00+01:00"),
+    ("until", "9999-12-31T23:59:59-01:00"), ("since", "0001-01-01"),
+])
+def test_dates_at_the_ends_of_the_calendar_are_400(client, usage, alice, field, value):
+    response = client.get(EVENTS, query_string={field: value}, headers=alice.headers)
+    assert response.status_code == 400
+    assert response.json == {field: ["Enter a date between 0002-01-01 and 9998-12-31."]}
+
+
 def test_events_paginate(client, usage, staff):
     response = client.get(EVENTS, query_string={"page_size": 3, "page": 2}, headers=staff.headers)
     assert response.status_code == 200
@@ -159,7 +169,7 @@ def test_history_of_another_user(client, usage, staff, alice, bob):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize("days", ["0", "367", "-1", "abc", "1.5"])
+@pytest.mark.parametrize("days", ["0", "367", "-1", "abc", "1.5", "9" * 5000])
 def test_history_bad_days_is_400(client, alice, days):
     response = client.get(HISTORY, query_string={"days": days}, headers=alice.headers)
     assert response.status_code == 400

@@ -103,7 +103,9 @@ def test_refused_call_can_be_retried_with_its_key(client, service, limited):
     ({"user_uuid": "U", "input_tokens": 2**53 - 1, "output_tokens": 1},
      {"tokens": ["Ensure this value is less than or equal to 9007199254740991."]}),
     ({"user_uuid": "U", "tokens": 1, "model": ""}, {"model": ["Length must be between 1 and 200."]}),
-    ({"user_uuid": "U", "tokens": 1, "enforce": "maybe"}, {"enforce": ["Not a valid boolean."]}),
+    ({"user_uuid": "U", "tokens": 1, "enforce": "maybe"}, {"enforce": ["Must be a valid boolean."]}),
+    ({"user_uuid": "U", "tokens": 1, "enforce": 0}, {"enforce": ["Must be a valid boolean."]}),
+    ({"user_uuid": "U", "tokens": 1, "enforce": "false"}, {"enforce": ["Must be a valid boolean."]}),
     ({"user_uuid": "U", "tokens": 1, "idempotency_key": "k" * 201},
      {"idempotency_key": ["Length must be between 1 and 200."]}),
 ])
@@ -143,3 +145,12 @@ def test_admission_sees_a_limit_changed_after_the_caller_was_loaded(app, session
         other.commit()
     with pytest.raises(QuotaExceeded):
         metering.consume(session, tz, user_uuid=limited.uuid, tokens=1)
+
+
+def test_usage_never_passes_the_largest_exact_integer(app, client, service, alice):
+    big = {"user_uuid": alice.uuid, "tokens": 2**53 - 1, "enforce": False}
+    assert consume(client, service, **big).status_code == 201
+    response = consume(client, service, **big)
+    assert response.status_code == 400
+    assert response.json == {"tokens": ["This would take usage past 9007199254740991 tokens in a period."]}
+    assert len(events(app)) == 1

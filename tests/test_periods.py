@@ -79,6 +79,9 @@ def test_skipped_midnight_starts_at_first_existing_instant():
 def test_format_uses_z_for_utc_and_offset_elsewhere():
     instant = at(2026, 12, 1)
     assert format_instant(instant, UTC_ZONE) == "2026-12-01T00:00:00Z"
+    for alias in ("Etc/UTC", "GMT", "Etc/GMT", "UCT", "Zulu"):
+        assert format_instant(instant, ZoneInfo(alias)) == "2026-12-01T00:00:00Z"
+    assert format_instant(instant, ZoneInfo("Europe/London")) == "2026-12-01T00:00:00+00:00"
     assert format_instant(instant, ZoneInfo("Asia/Kolkata")) == "2026-12-01T05:30:00+05:30"
 
 

@@ -50,6 +50,7 @@ def test_set_quota_success_is_an_empty_200(client, staff, alice):
                            headers=staff.headers)
     assert response.status_code == 200
     assert response.data == b""
+    assert response.mimetype == "application/json"
 
 
 def test_omitted_field_keeps_value_and_null_resets_to_default(app, client, staff, alice):
@@ -78,6 +79,7 @@ def test_integral_values_are_accepted(app, client, staff, alice, value, stored):
     ("", "A valid integer is required."),
     ([1], "A valid integer is required."),
     ({"a": 1}, "A valid integer is required."),
+    ("1" * 5000, "A valid integer is required."),
 ])
 def test_bad_limits_are_400_naming_the_field_and_change_nothing(app, client, staff, alice, value, message):
     client.post(SET_QUOTA, json={"user_uuid": alice.uuid, "daily_limit": 7}, headers=staff.headers)
@@ -122,8 +124,10 @@ def test_uuid_in_any_standard_form(client, staff, alice, form):
     assert response.status_code == 200
 
 
-def test_malformed_uuid_in_query_is_400(client, staff):
-    response = client.get(USAGE, query_string={"user_uuid": "xyz"}, headers=staff.headers)
+@pytest.mark.parametrize("text", ["xyz", "-".join("a1b2c3d4e5f67890abcdef1234567890"),
+                                  "{a1b2c3d4e5f67890abcdef1234567890", "a1b2c3d4e5f67890abcdef123456789"])
+def test_malformed_uuid_in_query_is_400(client, staff, text):
+    response = client.get(USAGE, query_string={"user_uuid": text}, headers=staff.headers)
     assert response.status_code == 400
     assert response.json == {"user_uuid": ["Must be a valid UUID."]}
 
@@ -149,6 +153,13 @@ def test_body_format_errors(client, staff, data, content_type, status, detail):
     response = client.post(SET_QUOTA, data=data, content_type=content_type, headers=staff.headers)
     assert response.status_code == status
     assert response.json == {"detail": detail}
+
+
+def test_deeply_nested_json_is_a_parse_error_not_a_crash(client, staff):
+    response = client.post(SET_QUOTA, data="[" * 5000, content_type="application/json",
+                           headers=staff.headers)
+    assert response.status_code == 400
+    assert response.json == {"detail": "JSON parse error: the body is not valid JSON."}
 
 
 def test_oversized_body_is_413(client, staff):

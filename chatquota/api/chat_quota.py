@@ -36,4 +36,4 @@ def set_quota(args):
     """Set a user's limits: null resets to the default, an omitted field is kept."""
     user_uuid = args.pop("user_uuid")
     limits.set_quota(db.session, current_user(), user_uuid, args)
-    return Response(status=200)  # the seed API answers with an empty body
+    return Response(status=200, mimetype="application/json")  # as DRF: empty body, JSON type

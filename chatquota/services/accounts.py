@@ -20,7 +20,7 @@ from .errors import Conflict, InvalidValue, TokenNotFound, UserNotFound
 from .paging import Page, contains, paginate
 
 TOKEN_PREFIX = "cq_"
-MIN_KEY_LENGTH = 20
+MIN_KEY_LENGTH = 32  # a chosen key (CHATQUOTA_ADMIN_TOKEN) must not be weaker than a guess
 ROLES = ("is_staff", "is_support", "is_service")
 
 # Statements on every request are built once: building one costs more than
@@ -96,6 +96,17 @@ def authenticate(session: Session, key: str) -> Principal | None:
                      quota=Limits(*(m[c] for c in _LIMIT_COLUMNS)))
 
 
+def check_key(key: str) -> None:
+    """Refuse a chosen API key too short to be as strong as a random one."""
+    if len(key) < MIN_KEY_LENGTH:
+        raise InvalidValue("key", f"A key must have at least {MIN_KEY_LENGTH} characters.")
+
+
+def any_staff(session: Session) -> bool:
+    """Tell whether any staff user exists."""
+    return session.scalar(select(User.id).where(User.is_staff).limit(1)) is not None
+
+
 def get_user(session: Session, user_uuid: str) -> User:
     """Return the user with this uuid (32 hex digits) or raise UserNotFound."""
     user = session.scalar(_BY_UUID, {"uuid": user_uuid})
@@ -162,8 +173,7 @@ def issue_token(
 ) -> tuple[ApiToken, str]:
     """Create a token for `user`; return it and its key, which is never stored."""
     key = key or new_key()
-    if len(key) < MIN_KEY_LENGTH:
-        raise InvalidValue("key", f"A key must have at least {MIN_KEY_LENGTH} characters.")
+    check_key(key)
     token = ApiToken(
         uuid=uuidlib.uuid4().hex,
         user_id=user.id,

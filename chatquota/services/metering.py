@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import clock
-from ..ids import time_ordered_uuid
 from ..dialect import upsert, write_transaction
+from ..ids import time_ordered_uuid
 from ..models import UsageDay, UsageEvent, User
 from ..periods import local_day, seconds_until
 from .accounts import lock_user
-from .errors import IdempotencyConflict, QuotaExceeded, Refusal
-from .limits import UNLIMITED
+from .errors import IdempotencyConflict, InvalidValue, QuotaExceeded, Refusal
+from .limits import MAX_LIMIT, UNLIMITED
 from .usage import QuotaReport, quota_report
 
 
@@ -125,7 +124,13 @@ def replayed(session: Session, model, user_id: int, key: str | None, fingerprint
 
 
 def record_event(session: Session, user: User, report: QuotaReport, tokens: int, **extra):
-    """Insert a usage event and add it to the day's total (caller holds the lock)."""
+    """Insert a usage event and add it to the day's total (caller holds the lock).
+
+    Usage in any period stays within 2**53-1 (what JSON clients read exactly
+    and what a limit can be); an event that would pass it is refused.
+    """
+    if max(p.usage for p in report.periods) + tokens > MAX_LIMIT:
+        raise InvalidValue("tokens", f"This would take usage past {MAX_LIMIT} tokens in a period.")
     day = local_day(report.now, report.tz)
     event = UsageEvent(
         uuid=time_ordered_uuid(), user_id=user.id, tokens=tokens, day=day,
