@@ -1,12 +1,5 @@
 """Wire compatibility: the published Waldur Python client against chatquota under real gunicorn."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -16,49 +9,14 @@ from waldur_api_client.client import AuthenticatedClient
 from waldur_api_client.models.set_token_quota_request import SetTokenQuotaRequest
 from waldur_api_client.types import UNSET
 
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(url: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health/", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("gunicorn did not answer in time")
+from .live import LiveServer
 
 
 @pytest.fixture
 def server(app, staff, support, alice, bob):
     """A real gunicorn serving the test database on a free loopback port."""
-    port = _free_port()
-    env = dict(os.environ, CHATQUOTA_DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
-               CHATQUOTA_SECRET_KEY="test")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with LiveServer(app.config["SQLALCHEMY_DATABASE_URI"], workers=2) as live:
+        yield live.url
 
 
 def _client(url: str, account) -> AuthenticatedClient:
