@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from .schemas import ChatQuotaSchema, Flag, Integral, StrictSchema, Uuid
 from .services.audit import ACTIONS
@@ -134,16 +134,19 @@ class UserSchema(Schema):
 
 
 class UserCreateSchema(StrictSchema):
-    username = fields.String(required=True, validate=USERNAME)
+    username = fields.String(
+        required=True, validate=USERNAME,
+        metadata={"description": "Leading and trailing spaces are removed."})
     uuid = Uuid(metadata={"description": "Omit for a random one."})
     is_staff = Flag(load_default=False)
     is_support = Flag(load_default=False)
     is_service = Flag(load_default=False)
 
-    @validates_schema
-    def _name(self, data, **kwargs):
-        if not data.get("username", "x").strip():
-            raise ValidationError("This field may not be blank.", "username")
+    @pre_load
+    def _strip_username(self, data, **kwargs):
+        # Before the length check: " bob" is "bob", and all spaces is blank.
+        name = data.get("username") if isinstance(data, dict) else None
+        return {**data, "username": name.strip()} if isinstance(name, str) else data
 
 
 class UserUpdateSchema(StrictSchema):

@@ -9,8 +9,10 @@ from .extensions import db
 from .models import User
 from .services import accounts
 
-PRIVILEGED = ("is_staff", "is_support", "is_service")
+# Who may do what, named once for the API and the dashboard.
+PRIVILEGED = ("is_staff", "is_support", "is_service")  # may read anyone's usage
 METERING = ("is_staff", "is_service")  # may check others, consume and reserve
+READERS = ("is_staff", "is_support")  # may read the administration data
 
 
 def authenticate():

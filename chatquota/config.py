@@ -1,15 +1,22 @@
 """Settings: defaults, then `instance/config.py`, then `CHATQUOTA_*` variables.
 
-Every environment variable the application reads is listed here once, with
-its default (the README's configuration table mirrors this list).
+Every environment variable the application reads is listed in ENVIRONMENT
+once, with its default. Four more are read elsewhere, before or outside the
+application: `CHATQUOTA_ADMIN_TOKEN` (the key `flask ensure-admin` gives the
+first staff user; cli.py) and `CHATQUOTA_BIND`, `CHATQUOTA_WORKERS`,
+`CHATQUOTA_ACCESS_LOG` (gunicorn's settings; gunicorn.conf.py). The README's
+configuration table lists all of them.
+
+`CHATQUOTA_SECRET_KEY` becomes Flask's SECRET_KEY, unset by default: nothing
+signs anything with it today (dashboard sessions are random server-side
+values), it is there for a Flask extension that would.
 """
 
 import os
-import secrets
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-# name -> (config key, default, parser); a default of None means "computed".
+# name -> (config key, default, parser); a default of None: computed or unset.
 ENVIRONMENT = {
     "CHATQUOTA_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", None, str),
     "CHATQUOTA_TIMEZONE": ("TIMEZONE", "UTC", str),
@@ -63,22 +70,3 @@ def _finish(app) -> None:
         if app.config[name] < minimum:
             variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
             raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = _instance_secret(Path(app.instance_path))
-
-
-def _instance_secret(instance: Path) -> str:
-    """Return the secret kept in instance/secret_key, creating it once."""
-    path = instance / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        instance.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_hex(32)
-        try:
-            with open(path, "x") as f:
-                f.write(secret)
-            path.chmod(0o600)
-        except FileExistsError:  # another worker won the race
-            return path.read_text().strip()
-        return secret

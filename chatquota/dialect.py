@@ -108,6 +108,18 @@ def lock_rows(session: Session, statement, params: dict) -> None:
         session.execute(statement, params).all()
 
 
+def insert_missing(session: Session, model, rows: list[dict], keys: list[str]) -> None:
+    """Insert the rows whose `keys` are not taken; leave existing rows untouched.
+
+    On PostgreSQL an insert whose key another transaction has just inserted
+    waits for that transaction to end, so rows made this way can then be
+    locked with `lock_rows` even when two transactions create them at once.
+    """
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = module.insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
+    session.execute(stmt, rows)
+
+
 def upsert(session: Session, model, values: dict, keys: list[str],
            add: tuple | list = (), replace: tuple | list = ()) -> None:
     """Insert a row; if `keys` exist, add to the `add` columns and overwrite `replace`."""

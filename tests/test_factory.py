@@ -26,6 +26,14 @@ def test_environment_overrides(monkeypatch, tmp_path):
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/env.db"
 
 
+def test_secret_key_comes_only_from_the_settings(monkeypatch, tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    monkeypatch.delenv("CHATQUOTA_SECRET_KEY", raising=False)
+    assert create_app({"SQLALCHEMY_DATABASE_URI": url}).config["SECRET_KEY"] is None
+    monkeypatch.setenv("CHATQUOTA_SECRET_KEY", "from-the-environment")
+    assert create_app({"SQLALCHEMY_DATABASE_URI": url}).config["SECRET_KEY"] == "from-the-environment"
+
+
 @pytest.mark.parametrize(
     "name, value",
     [("CHATQUOTA_TIMEZONE", "Mars/Olympus"), ("CHATQUOTA_MAX_BODY_BYTES", "lots"),

@@ -141,10 +141,17 @@ def test_same_key_from_two_threads_records_once(app, service, limited):
 
 
 def test_not_found_and_malformed_uuid(client, service):
-    for uuid in ("0" * 32, "not-a-uuid"):
-        assert client.get(f"{BASE}{uuid}/", headers=service.headers).status_code == 404
-        response = act(client, service, uuid, "commit", tokens=1)
+    unknown, bodies = "0" * 32, {"commit": {"tokens": 1}, "release": {}}
+    assert client.get(f"{BASE}{unknown}/", headers=service.headers).status_code == 404
+    for action, body in bodies.items():
+        response = act(client, service, unknown, action, **body)
         assert (response.status_code, response.json) == (404, {"detail": "Reservation not found."})
+    malformed = {"reservation_uuid": ["Must be a valid UUID."]}
+    response = client.get(f"{BASE}not-a-uuid/", headers=service.headers)
+    assert (response.status_code, response.json) == (400, malformed)
+    for action, body in bodies.items():
+        response = act(client, service, "not-a-uuid", action, **body)
+        assert (response.status_code, response.json) == (400, malformed)
 
 
 def test_permissions(client, service, support, limited, bob):

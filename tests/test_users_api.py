@@ -81,6 +81,15 @@ def test_bad_create_is_400(client, staff, alice, body, field):
     assert client.get(USERS, headers=staff.headers).headers["X-Result-Count"] == "2"
 
 
+def test_create_strips_the_username_before_checking_it(client, staff, alice):
+    longest = "x" * 150
+    for sent, stored in ((" carol\t", "carol"), (longest + " ", longest)):
+        response = client.post(USERS, json={"username": sent}, headers=staff.headers)
+        assert (response.status_code, response.json["username"]) == (201, stored)
+    response = client.post(USERS, json={"username": " alice "}, headers=staff.headers)
+    assert response.json == {"username": ["A user with this username already exists."]}
+
+
 def test_create_with_taken_uuid_is_400(client, staff, alice):
     response = client.post(USERS, json={"username": "z", "uuid": alice.uuid}, headers=staff.headers)
     assert response.status_code == 400

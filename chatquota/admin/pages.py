@@ -3,6 +3,7 @@
 from flask import current_app, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
+from ..auth import READERS
 from ..extensions import db
 from ..periods import PERIODS
 from ..schemas import Uuid
@@ -11,7 +12,7 @@ from ..services.errors import UserNotFound
 from ..services.reservations import list_active
 from ..services.usage import quota_report
 from . import bp, forms, present
-from .websession import READERS, signed_in
+from .websession import signed_in
 
 PAGE_SIZE, MAX_PAGE_SIZE = 20, 200
 ORDERINGS = ("username", "daily_usage", "weekly_usage", "monthly_usage")

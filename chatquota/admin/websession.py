@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, request, url_for
 
+from ..auth import READERS, has_role
 from ..extensions import db
 from ..services import web_sessions
 
 COOKIE = "chatquota_session"
 SIGNIN_COOKIE = "chatquota_signin"
-READERS = ("is_staff", "is_support")
 
 
 def load_session() -> None:
@@ -89,7 +89,7 @@ def end(response):
 
 def is_reader(user) -> bool:
     """Tell whether the user may open the administration pages (staff or support)."""
-    return any(getattr(user, role) for role in READERS)
+    return has_role(user, *READERS)
 
 
 def safe_next(target: str | None) -> str | None:
@@ -110,7 +110,7 @@ def signed_in(*roles: str):
         def wrapper(*args, **kwargs):
             if g.user is None:
                 return redirect(url_for("dashboard.sign_in", next=request.full_path.rstrip("?")))
-            if roles and not any(getattr(g.user, role) for role in roles):
+            if roles and not has_role(g.user, *roles):
                 abort(403)
             return view(*args, **kwargs)
 

@@ -3,13 +3,14 @@
 from functools import cache
 
 from flask_smorest import Blueprint as _Blueprint
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError
 from marshmallow.schema import SCHEMA
 from webargs.flaskparser import FlaskParser
 
 from ..auth import authenticate
 from ..errors import require_json_body
-from ..schemas import NUL_MESSAGE, has_nul
+from ..schemas import NUL_MESSAGE, Uuid, has_nul
 from .pagination import WaldurPaginationMixin
 
 
@@ -38,6 +39,17 @@ class _Parser(FlaskParser):
 @cache
 def _schema_instance(schema_class: type[Schema]) -> Schema:
     return schema_class()
+
+
+_PATH_UUID = Uuid()
+
+
+def path_uuid(value: str, name: str) -> str:
+    """Return a uuid from the URL as 32 hex digits, or abort with a 400 naming it."""
+    try:
+        return _PATH_UUID.deserialize(value)
+    except ValidationError as error:
+        abort(400, messages={name: error.messages})
 
 
 class Blueprint(WaldurPaginationMixin, _Blueprint):

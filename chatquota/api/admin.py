@@ -9,7 +9,7 @@ from ..admin_schemas import (
     QuotaListQuerySchema,
     UserQuotaSchema,
 )
-from ..auth import current_user, require
+from ..auth import READERS, current_user, require
 from ..extensions import db
 from ..services import accounts, audit, limits
 from ..services.overview import list_quotas
@@ -17,9 +17,6 @@ from . import Blueprint
 
 blp = Blueprint("admin", __name__, url_prefix="/api/chat-quota",
                 description="Administration: system defaults, all quotas, audit log.")
-
-READERS = ("is_staff", "is_support")
-
 
 def _limits(defaults: dict[str, int]) -> dict[str, int]:
     return {f"{period}_limit": value for period, value in defaults.items()}

@@ -1,9 +1,8 @@
 """Liveness: is the database reachable? No authentication."""
 
-from sqlalchemy import text
-
 from ..extensions import db
 from ..schemas import HealthSchema
+from ..services.health import database_reachable
 from . import Blueprint
 
 blp = Blueprint("health", __name__, public=True, description="Service health.")
@@ -14,9 +13,6 @@ blp = Blueprint("health", __name__, public=True, description="Service health.")
 @blp.alt_response(503, schema=HealthSchema, description="The database is unreachable.")
 def health():
     """Report whether the service and its database answer."""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except Exception:  # any driver error means "unreachable" here
-        db.session.rollback()
+    if not database_reachable(db.session):
         return {"status": "error", "database": "unreachable"}, 503
     return {"status": "ok", "database": "ok"}

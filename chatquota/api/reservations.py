@@ -1,7 +1,5 @@
 """Reservations for streamed replies: reserve, inspect, commit, release."""
 
-import uuid as uuidlib
-
 from flask import current_app
 
 from ..auth import METERING, current_user, has_role, require
@@ -16,18 +14,14 @@ from ..schemas import (
 )
 from ..services import reservations
 from ..services.errors import ReservationNotFound
-from . import Blueprint
+from . import Blueprint, path_uuid
 
 blp = Blueprint("reservations", __name__, url_prefix="/api/chat-quota/reservations",
                 description="Holds for streamed replies.")
 
 
 def _uuid(text: str) -> str:
-    """Normalise a reservation uuid from the path; a malformed one is simply not found."""
-    try:
-        return uuidlib.UUID(text).hex
-    except ValueError:
-        raise ReservationNotFound() from None
+    return path_uuid(text, "reservation_uuid")
 
 
 @blp.route("/", methods=["POST"])

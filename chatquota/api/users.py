@@ -1,9 +1,6 @@
 """Accounts: users, their roles and active flag, and their API tokens."""
 
-import uuid as uuidlib
-
 from flask import Response
-from flask_smorest import abort
 
 from ..admin_schemas import (
     NewTokenSchema,
@@ -14,24 +11,13 @@ from ..admin_schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from ..auth import current_user, require
+from ..auth import READERS, current_user, require
 from ..extensions import db
 from ..services import accounts
-from . import Blueprint
+from . import Blueprint, path_uuid
 
 blp = Blueprint("users", __name__, url_prefix="/api/users",
                 description="Users and API tokens (staff manage, support reads).")
-
-READERS = ("is_staff", "is_support")
-
-
-def path_uuid(value: str, name: str) -> str:
-    """Return a uuid from the URL as 32 hex digits, or abort with 400 naming it."""
-    try:
-        return uuidlib.UUID(value).hex
-    except ValueError:
-        abort(400, messages={name: ["Must be a valid UUID."]})
-
 
 def _user(user_uuid: str):
     return accounts.get_user(db.session, path_uuid(user_uuid, "user_uuid"))
@@ -57,7 +43,7 @@ def list_users(args, pagination_parameters):
 @blp.response(201, UserSchema)
 def create_user(args):
     """Create a user with the given roles; its limits follow the defaults."""
-    return accounts.create_user(db.session, current_user(), args.pop("username").strip(),
+    return accounts.create_user(db.session, current_user(), args.pop("username"),
                                 args.pop("uuid", None), **args)
 
 

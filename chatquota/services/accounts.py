@@ -43,6 +43,10 @@ _LOCK_QUOTA = (
     select(Quota).where(Quota.user_id == bindparam("user_id")).with_for_update()
     .execution_options(populate_existing=True)
 )
+# In id order, so that two transactions taking these locks cannot deadlock.
+_LOCK_ACTIVE_STAFF = (
+    select(User.id).where(User.is_staff, User.is_active).order_by(User.id).with_for_update()
+)
 
 
 def hash_key(key: str) -> str:
@@ -217,6 +221,8 @@ def list_users(
 def update_user(session: Session, actor: Actor | None, user_uuid: str, changes: dict) -> User:
     """Change a user's `is_active` and roles; refuse to leave no active staff user."""
     with write_transaction(session):
+        if changes.get("is_staff") is False or changes.get("is_active") is False:
+            _lock_active_staff(session)
         user = get_user(session, user_uuid)
         was_admin = user.is_staff and user.is_active
         for field, value in changes.items():
@@ -229,6 +235,18 @@ def update_user(session: Session, actor: Actor | None, user_uuid: str, changes: 
         if was_admin and not (user.is_staff and user.is_active):
             _keep_an_admin(session)
     return user
+
+
+def _lock_active_staff(session: Session) -> None:
+    """Lock the rows of every active staff user until commit (PostgreSQL).
+
+    Two demotions of the last two staff users would otherwise each count the
+    other as still staff (neither sees the other's uncommitted change), and
+    both commit. With the rows locked first, the second waits for the first
+    to commit and then counts what it left. SQLite: BEGIN IMMEDIATE already
+    serialises the two transactions.
+    """
+    lock_rows(session, _LOCK_ACTIVE_STAFF, {})
 
 
 def _keep_an_admin(session: Session) -> None:

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..dialect import upsert, write_transaction
+from ..dialect import insert_missing, lock_rows, upsert, write_transaction
 from ..models import Setting, User
 from ..periods import PERIODS
 from . import audit
@@ -13,6 +13,8 @@ from .accounts import lock_user
 UNLIMITED = -1
 MAX_LIMIT = 2**53 - 1
 _DEFAULT_KEYS = {f"{period}_default": period for period in PERIODS}
+_LOCK_DEFAULTS = (select(Setting).where(Setting.key.in_(_DEFAULT_KEYS))
+                  .order_by(Setting.key).with_for_update())
 
 
 def effective_limit(limit: int | None, default: int) -> int:
@@ -37,6 +39,7 @@ def get_defaults(session: Session) -> dict[str, int]:
 def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int]) -> dict[str, int]:
     """Change some system defaults (period -> limit); return all three."""
     with write_transaction(session):
+        _lock_defaults(session)
         current = get_defaults(session)
         for period, value in changes.items():
             if current[period] == value:
@@ -47,6 +50,19 @@ def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int])
                          current[period], value)
             current[period] = value
     return current
+
+
+def _lock_defaults(session: Session) -> None:
+    """Lock the rows of the three defaults until commit (PostgreSQL).
+
+    Then a concurrent change waits, and the "from" value audited is never
+    stale. A default never set has no row yet: it is stored as -1 (what a
+    missing row means) first, since only an existing row can be locked.
+    On SQLite BEGIN IMMEDIATE already serialises the changes.
+    """
+    rows = [{"key": key, "value": UNLIMITED} for key in _DEFAULT_KEYS]
+    insert_missing(session, Setting, rows, keys=["key"])
+    lock_rows(session, _LOCK_DEFAULTS, {})
 
 
 def set_quota(

@@ -18,7 +18,7 @@ from ..models import Quota, UsageDay, User
 from ..periods import PERIODS, windows
 from .errors import InvalidValue
 from .limits import UNLIMITED, get_defaults
-from .paging import Page, contains
+from .paging import Page, contains, paginate
 from .usage import PeriodUsage, QuotaReport
 
 ORDERING_FIELDS = ("username",) + tuple(
@@ -109,15 +109,12 @@ def list_quotas(
         .outerjoin(totals, totals.c.user_id == User.id)
         .where(*where)
         .order_by(*_order_by(columns, order))
-        .offset(offset)
-        .limit(limit)
     )
-    total = session.scalar(select(func.count()).select_from(User).where(*where))
-    if offset >= total:  # nothing there; and an offset past 2**63 would overflow the driver
-        return Page([], total)
-    rows = session.execute(stmt).mappings().all()
-    items = [_user_quota(row, wins, defaults, tz, now) for row in rows]
-    return Page(items, total)
+    # Every user has one row: counting users skips the joins and the sums.
+    page = paginate(session, stmt, offset, limit, rows=True,
+                    count=select(User.id).where(*where))
+    items = [_user_quota(row._mapping, wins, defaults, tz, now) for row in page.items]
+    return Page(items, page.total)
 
 
 def _user_quota(row, wins, defaults, tz, now) -> UserQuota:
