@@ -8,6 +8,7 @@ from flask_smorest import abort
 from .extensions import db
 from .models import User
 from .services import accounts
+from .services.accounts import UserRecord
 
 # Who may do what, named once for the API and the dashboard.
 PRIVILEGED = ("is_staff", "is_support", "is_service")  # may read anyone's usage
@@ -29,12 +30,12 @@ def authenticate():
     g.user = user
 
 
-def current_user() -> User:
+def current_user() -> UserRecord:
     """Return the authenticated user of this request."""
     return g.user
 
 
-def has_role(user: User, *roles: str) -> bool:
+def has_role(user: User | UserRecord, *roles: str) -> bool:
     """Tell whether the user has any of the roles (`is_staff`, ...)."""
     return any(getattr(user, role) for role in roles)
 
@@ -55,7 +56,7 @@ def require(*roles: str):
     return decorator
 
 
-def target_user(user_uuid: str | None, *roles: str) -> User:
+def target_user(user_uuid: str | None, *roles: str) -> UserRecord:
     """Return whose data a request is about: oneself, or anyone for `roles`.
 
     Another user's uuid from a caller without the roles is a 403, whether or
@@ -66,4 +67,4 @@ def target_user(user_uuid: str | None, *roles: str) -> User:
         return me
     if not has_role(me, *roles):
         abort(403)
-    return accounts.get_user(db.session, user_uuid)
+    return accounts.read_user(db.session, user_uuid)

@@ -6,7 +6,8 @@ from flask_smorest import Blueprint as _Blueprint
 from flask_smorest import abort
 from marshmallow import Schema, ValidationError
 from marshmallow.schema import SCHEMA
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..auth import authenticate
 from ..errors import require_json_body
@@ -17,6 +18,13 @@ from .pagination import WaldurPaginationMixin
 class _Parser(FlaskParser):
     # DRF (and so Waldur clients) answer validation errors with 400, not 422.
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req):
+        # errors.require_json_body has parsed (and vetted) the body already;
+        # Flask caches the result, so the body is not decoded twice.
+        if not is_json_request(req) or not req.get_data(cache=True):
+            return missing
+        return req.get_json()
 
     def pre_load(self, location_data, *, schema, req, location):
         """Refuse NUL characters in any query or body field, naming the field."""

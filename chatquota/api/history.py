@@ -5,16 +5,16 @@ from flask import current_app
 from ..admin_schemas import EventQuerySchema, HistoryQuerySchema, HistorySchema
 from ..auth import PRIVILEGED, current_user, has_role, target_user
 from ..extensions import db
-from ..models import User
 from ..schemas import UsageEventSchema
 from ..services import history
+from ..services.accounts import UserRecord
 from . import Blueprint
 
 blp = Blueprint("history", __name__, url_prefix="/api/chat-quota",
                 description="Usage history: events and daily totals.")
 
 
-def subject(user_uuid: str | None) -> User | None:
+def subject(user_uuid: str | None) -> UserRecord | None:
     """Return whose usage to read: the named user, else None (all) if privileged, else oneself."""
     if user_uuid is None and has_role(current_user(), *PRIVILEGED):
         return None

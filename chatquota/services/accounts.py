@@ -29,9 +29,12 @@ _USER_COLUMNS = ("id", "uuid", "username", "is_active", "is_staff", "is_support"
                  "is_service", "created_at")
 _LIMIT_COLUMNS = ("daily_limit", "weekly_limit", "monthly_limit")
 _users, _tokens, _quotas = User.__table__, ApiToken.__table__, Quota.__table__
-_PRINCIPAL_BY_KEY_HASH = (
-    select(_tokens.c.key_hash, _tokens.c.id.label("token_id"),
-           *(_users.c[c] for c in _USER_COLUMNS), *(_quotas.c[c] for c in _LIMIT_COLUMNS))
+_RECORD = select(*(_users.c[c] for c in _USER_COLUMNS), *(_quotas.c[c] for c in _LIMIT_COLUMNS))
+_RECORD_BY_UUID = _RECORD.select_from(
+    _users.join(_quotas, _quotas.c.user_id == _users.c.id)
+).where(_users.c.uuid == bindparam("uuid"))
+_RECORD_BY_KEY_HASH = (
+    _RECORD.add_columns(_tokens.c.key_hash, _tokens.c.id.label("token_id"))
     .select_from(_tokens.join(_users, _tokens.c.user_id == _users.c.id)
                  .join(_quotas, _quotas.c.user_id == _users.c.id))
     .where(_tokens.c.key_hash == bindparam("digest"), _tokens.c.revoked_at.is_(None))
@@ -69,15 +72,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class Principal:
-    """An authenticated caller: the user's columns and limits, and the token used.
+class UserRecord:
+    """A user's columns and limits, read with one Core statement.
 
-    Read with one Core statement, a fraction of the cost of ORM entities on a
-    path every API request takes. It has the attributes services read from a
-    User (`id`, `uuid`, `username`, roles, `quota.<period>_limit`).
+    A fraction of the cost of ORM entities on paths every request takes:
+    the caller's authentication, and reading whose quota a request is about.
+    It has the attributes services read from a User (`id`, `uuid`,
+    `username`, roles, `quota.<period>_limit`); `token_id` is the key the
+    caller authenticated with, if any.
     """
 
-    token_id: int
     id: int
     uuid: str
     username: str
@@ -87,17 +91,30 @@ class Principal:
     is_service: bool
     created_at: datetime
     quota: Limits
+    token_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row) -> "UserRecord":
+        m = row._mapping
+        return cls(**{c: m[c] for c in _USER_COLUMNS},
+                   quota=Limits(*(m[c] for c in _LIMIT_COLUMNS)), token_id=m.get("token_id"))
 
 
-def authenticate(session: Session, key: str) -> Principal | None:
+def authenticate(session: Session, key: str) -> UserRecord | None:
     """Return the caller behind an unrevoked key of an active user, else None."""
     digest = hash_key(key)
-    row = session.connection().execute(_PRINCIPAL_BY_KEY_HASH, {"digest": digest}).first()
+    row = session.connection().execute(_RECORD_BY_KEY_HASH, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.key_hash, digest) or not row.is_active:
         return None
-    m = row._mapping
-    return Principal(token_id=row.token_id, **{c: m[c] for c in _USER_COLUMNS},
-                     quota=Limits(*(m[c] for c in _LIMIT_COLUMNS)))
+    return UserRecord.from_row(row)
+
+
+def read_user(session: Session, user_uuid: str) -> UserRecord:
+    """Return a user's record for reading, or raise UserNotFound."""
+    row = session.connection().execute(_RECORD_BY_UUID, {"uuid": user_uuid}).first()
+    if row is None:
+        raise UserNotFound()
+    return UserRecord.from_row(row)
 
 
 def check_key(key: str) -> None:

@@ -16,7 +16,7 @@ CLI_ACTOR = "cli"
 
 
 class Actor(Protocol):
-    """Who makes a change: a User, or the authenticated Principal of a request."""
+    """Who makes a change: a User, or the UserRecord of an authenticated request."""
 
     id: int
     username: str
