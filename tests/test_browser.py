@@ -1,4 +1,4 @@
-"""End to end: headless Chromium drives the dashboard on a real gunicorn.
+"""End to end: headless Chromium drives the dashboard and Swagger UI on a real gunicorn.
 
 Uses Debian's `chromium` (never a downloaded browser) through Playwright's
 Python package. Set CHATQUOTA_SCREENSHOT=docs/screenshot-users.png to also
@@ -125,3 +125,30 @@ def test_staff_finds_a_user_and_changes_a_limit(tmp_path, monkeypatch, browser):
                            headers={"Authorization": f"Token {key}"}, timeout=10)
         assert api.json()["daily_limit"] == 200 and api.json()["daily_remaining"] == 150
         assert errors == []
+
+
+def test_swagger_ui_works_offline_with_a_token(tmp_path, monkeypatch, browser):
+    url = f"sqlite:///{tmp_path / 'docs.sqlite3'}"
+    key, _uuids = seed(url, monkeypatch)
+    with LiveServer(url, workers=2) as server:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        elsewhere = []
+        page.on("request", lambda r: None if r.url.startswith(server.url)
+                else elsewhere.append(r.url))
+
+        page.goto(server.url + "/api/docs/")
+        page.wait_for_selector(".opblock")
+        assert page.locator(".opblock").count() >= 20  # every operation is listed
+        page.click("button.authorize")
+        page.fill(".modal-ux input", f"Token {key}")
+        page.click(".modal-ux button.authorize")
+        page.click(".modal-ux button.btn-done")
+
+        page.click("[data-path='/api/chat-quota/usage/'] >> xpath=..")
+        page.click("button.try-out__btn")
+        page.click("button.execute")
+        status = page.locator(".live-responses-table tbody .response-col_status").first
+        status.wait_for()
+        assert status.inner_text().strip() == "200"
+        assert '"daily_limit"' in page.locator(".live-responses-table .microlight").first.inner_text()
+        assert elsewhere == []  # no CDN: every asset comes from chatquota itself
