@@ -115,26 +115,27 @@ def insert_missing(session: Session, model, rows: list[dict], keys: list[str]) -
     waits for that transaction to end, so rows made this way can then be
     locked with `lock_rows` even when two transactions create them at once.
     """
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stmt = module.insert(model.__table__).on_conflict_do_nothing(index_elements=list(keys))
+    stmt = _insert(session.get_bind().dialect.name, model)
+    stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     session.execute(stmt, rows)
 
 
-def upsert(session: Session, model, values: dict, keys: list[str],
-           add: tuple | list = (), replace: tuple | list = ()) -> None:
-    """Insert a row; if `keys` exist, add to the `add` columns and overwrite `replace`."""
+def upsert(session: Session, model, values: dict, keys: list[str], add: tuple | list) -> None:
+    """Insert a row; if its `keys` exist, add the values of the `add` columns to it."""
     stmt = _upsert_statement(session.get_bind().dialect.name, model, tuple(values),
-                             tuple(keys), tuple(add), tuple(replace))
+                             tuple(keys), tuple(add))
     session.execute(stmt, values)
 
 
+def _insert(dialect: str, model):
+    """Return an INSERT for `model` that supports ON CONFLICT on this backend."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(model.__table__)
+
+
 @cache
-def _upsert_statement(dialect: str, model, columns: tuple, keys: tuple, add: tuple,
-                      replace: tuple):
+def _upsert_statement(dialect: str, model, columns: tuple, keys: tuple, add: tuple):
     """Build an upsert once per shape; the values are bound at execution."""
-    module = postgresql if dialect == "postgresql" else sqlite
     table = model.__table__
-    stmt = module.insert(table).values({col: bindparam(col) for col in columns})
-    update = {col: table.c[col] + stmt.excluded[col] for col in add}
-    update.update({col: stmt.excluded[col] for col in replace})
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
+    stmt = _insert(dialect, model).values({col: bindparam(col) for col in columns})
+    increments = {col: table.c[col] + stmt.excluded[col] for col in add}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=increments)

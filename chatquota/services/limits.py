@@ -1,9 +1,9 @@
 """Limits: system defaults, per-user limits, and resolving the effective one."""
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..dialect import insert_missing, lock_rows, upsert, write_transaction
+from ..dialect import insert_missing, lock_rows, write_transaction
 from ..models import Setting, User
 from ..periods import PERIODS
 from . import audit
@@ -44,8 +44,8 @@ def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int])
         for period, value in changes.items():
             if current[period] == value:
                 continue
-            upsert(session, Setting, {"key": f"{period}_default", "value": value},
-                   keys=["key"], replace=["value"])
+            session.execute(update(Setting).where(Setting.key == f"{period}_default")
+                            .values(value=value))  # _lock_defaults made sure the row exists
             audit.record(session, actor, "default.update", "system", f"{period}_default",
                          current[period], value)
             current[period] = value
