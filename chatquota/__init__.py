@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import admin, api, cli, config, docs, errors, openapi
+from . import api, cli, config, dashboard, docs, errors, openapi
 from .dialect import configure_engine, engine_options
 from .extensions import db, migrate
 
@@ -30,5 +30,5 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(docs.bp)
     errors.register(app)
     cli.init_app(app)
-    admin.register(app)
+    dashboard.register(app)
     return app

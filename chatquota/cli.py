@@ -22,8 +22,8 @@ from .docs import FORMATS, render
 from .extensions import db
 from .openapi import document
 from .periods import PERIODS
-from .admin_schemas import UserCreateSchema
-from .schemas import SetTokenQuotaRequestSchema
+from .schemas.administration import UserCreateSchema
+from .schemas.quota import SetTokenQuotaRequestSchema
 from .services import accounts, limits, maintenance, reservations
 from .services.errors import DomainError
 from .services.usage import quota_report

@@ -15,7 +15,9 @@ import flask_smorest
 from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from .schemas import ChatQuotaSchema, ErrorSchema, RefusalSchema
+from .schemas.common import ErrorSchema
+from .schemas.metering import RefusalSchema
+from .schemas.quota import ChatQuotaSchema
 
 DESCRIPTION = """\
 Meters and limits the LLM tokens each user may spend per day, week and month.

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from chatquota.admin import forms, present
+from chatquota.dashboard import forms, present
 from chatquota.extensions import db
 from chatquota.models import AuditEntry, Quota, Setting
 from chatquota.periods import windows

@@ -11,7 +11,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..auth import authenticate
 from ..errors import require_json_body
-from ..schemas import NUL_MESSAGE, Uuid, has_nul
+from ..schemas.fields import NUL_MESSAGE, Uuid, has_nul
 from .pagination import WaldurPaginationMixin
 
 
@@ -76,7 +76,7 @@ class Blueprint(WaldurPaginationMixin, _Blueprint):
 
 def register(api) -> None:
     """Register every API blueprint."""
-    from . import admin, chat_quota, health, history, metering, reservations, users
+    from . import administration, chat_quota, health, history, metering, reservations, users
 
-    for module in (chat_quota, metering, reservations, admin, history, users, health):
+    for module in (chat_quota, metering, reservations, administration, history, users, health):
         api.register_blueprint(module.blp)

@@ -4,7 +4,7 @@ from flask import Response, current_app
 
 from ..auth import PRIVILEGED, current_user, require, target_user
 from ..extensions import db
-from ..schemas import ChatQuotaSchema, SetTokenQuotaRequestSchema, UserQuerySchema
+from ..schemas.quota import ChatQuotaSchema, SetTokenQuotaRequestSchema, UserQuerySchema
 from ..services import limits
 from ..services.usage import quota_report
 from . import Blueprint

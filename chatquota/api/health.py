@@ -1,7 +1,7 @@
 """Liveness: is the database reachable? No authentication."""
 
 from ..extensions import db
-from ..schemas import HealthSchema
+from ..schemas.common import HealthSchema
 from ..services.health import database_reachable
 from . import Blueprint
 

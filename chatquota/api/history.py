@@ -2,10 +2,10 @@
 
 from flask import current_app
 
-from ..admin_schemas import EventQuerySchema, HistoryQuerySchema, HistorySchema
+from ..schemas.administration import EventQuerySchema, HistoryQuerySchema, HistorySchema
 from ..auth import PRIVILEGED, current_user, has_role, target_user
 from ..extensions import db
-from ..schemas import UsageEventSchema
+from ..schemas.metering import UsageEventSchema
 from ..services import history
 from ..services.accounts import UserRecord
 from . import Blueprint

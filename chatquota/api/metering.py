@@ -4,7 +4,7 @@ from flask import current_app
 
 from ..auth import METERING, require, target_user
 from ..extensions import db
-from ..schemas import (
+from ..schemas.metering import (
     CheckRequestSchema,
     CheckResponseSchema,
     ConsumeRequestSchema,

@@ -4,7 +4,7 @@ from flask import current_app
 
 from ..auth import METERING, current_user, has_role, require
 from ..extensions import db
-from ..schemas import (
+from ..schemas.metering import (
     CommitResponseSchema,
     RefusalSchema,
     ReleaseRequestSchema,

@@ -2,7 +2,7 @@
 
 from flask import Response
 
-from ..admin_schemas import (
+from ..schemas.administration import (
     NewTokenSchema,
     SearchQuerySchema,
     TokenCreateSchema,

@@ -4,11 +4,12 @@ from datetime import date, datetime
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
-from .schemas import ChatQuotaSchema, Flag, Integral, StrictSchema, Uuid
-from .services.audit import ACTIONS
-from .services.history import MAX_HISTORY_DAYS
-from .services.limits import MAX_LIMIT, UNLIMITED
-from .services.overview import ORDERING_FIELDS
+from ..services.audit import ACTIONS
+from ..services.history import MAX_HISTORY_DAYS
+from ..services.limits import MAX_LIMIT, UNLIMITED
+from ..services.overview import ORDERING_FIELDS
+from .fields import Flag, Integral, StrictSchema, Uuid
+from .quota import ChatQuotaSchema
 
 USERNAME = validate.Length(min=1, max=150)
 

@@ -7,7 +7,7 @@
 from flask import Blueprint, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..schemas import NUL_MESSAGE, has_nul
+from ..schemas.fields import NUL_MESSAGE, has_nul
 from ..services.errors import NotFound
 from . import present, websession
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from marshmallow import ValidationError
 
 from ..periods import PERIODS
-from ..schemas import token_field
+from ..schemas.fields import token_field
 from ..services.limits import UNLIMITED
 
 DEFAULT, UNLIMITED_MODE, NUMBER = "default", "unlimited", "number"

@@ -6,7 +6,7 @@ from marshmallow import ValidationError
 from ..auth import READERS
 from ..extensions import db
 from ..periods import PERIODS
-from ..schemas import Uuid
+from ..schemas.fields import Uuid
 from ..services import accounts, audit as audit_log, history, limits, overview
 from ..services.errors import UserNotFound
 from ..services.reservations import list_active

@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from ..admin_schemas import (
+from ..schemas.administration import (
     AuditEntrySchema,
     AuditQuerySchema,
     DefaultsSchema,
@@ -15,7 +15,7 @@ from ..services import accounts, audit, limits
 from ..services.overview import list_quotas
 from . import Blueprint
 
-blp = Blueprint("admin", __name__, url_prefix="/api/chat-quota",
+blp = Blueprint("administration", __name__, url_prefix="/api/chat-quota",
                 description="Administration: system defaults, all quotas, audit log.")
 
 def _limits(defaults: dict[str, int]) -> dict[str, int]:
