@@ -6,7 +6,7 @@ from flask import Flask
 
 from . import api, cli, config, dashboard, docs, errors, openapi
 from .dialect import configure_engine, engine_options
-from .extensions import db, migrate
+from .extensions import db, migrate, release_connection
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False
 
     db.init_app(app)
+    app.teardown_appcontext(release_connection)
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     with app.app_context():
         configure_engine(db.engine, app.config)

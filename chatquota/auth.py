@@ -5,7 +5,7 @@ from functools import wraps
 from flask import g, request
 from flask_smorest import abort
 
-from .extensions import db
+from .extensions import connection
 from .models import User
 from .services import accounts
 from .services.accounts import UserRecord
@@ -24,7 +24,7 @@ def authenticate():
         abort(401, message="Authentication credentials were not provided.")
     if scheme.lower() != "token" or not key.strip() or " " in key.strip():
         abort(401, message="Invalid token header. Use 'Authorization: Token <key>'.")
-    user = accounts.authenticate(db.session, key.strip())
+    user = accounts.authenticate(connection(), key.strip())
     if user is None:
         abort(401, message="Invalid token, or the user is inactive.")
     g.user = user
@@ -67,4 +67,4 @@ def target_user(user_uuid: str | None, *roles: str) -> UserRecord:
         return me
     if not has_role(me, *roles):
         abort(403)
-    return accounts.read_user(db.session, user_uuid)
+    return accounts.read_user(connection(), user_uuid)

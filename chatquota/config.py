@@ -27,6 +27,9 @@ ENVIRONMENT = {
     "CHATQUOTA_DB_POOL_SIZE": ("DB_POOL_SIZE", 5, int),
     "CHATQUOTA_DB_MAX_OVERFLOW": ("DB_MAX_OVERFLOW", 5, int),
     "CHATQUOTA_SESSION_HOURS": ("SESSION_HOURS", 12, int),
+    # Threads per gunicorn worker (gunicorn.conf.py reads it too); also how
+    # many SQLite connections a worker keeps.
+    "CHATQUOTA_THREADS": ("THREADS", 64, int),
 }
 
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -66,7 +69,8 @@ def _finish(app) -> None:
         raise ConfigError(f"CHATQUOTA_SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS)}")
     app.config["SQLITE_SYNCHRONOUS"] = sync
     for name, minimum in (("MAX_CONTENT_LENGTH", 1024), ("SQLITE_BUSY_TIMEOUT_MS", 0),
-                          ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1)):
+                          ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1),
+                          ("THREADS", 1)):
         if app.config[name] < minimum:
             variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
             raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")

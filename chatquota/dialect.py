@@ -2,34 +2,47 @@
 
 SQLite: WAL, a busy timeout, and write transactions that start with
 `BEGIN IMMEDIATE`, so concurrent writers queue for the lock up front instead
-of failing halfway with "database is locked". PostgreSQL: ordinary
-transactions; admission serialises per user with `SELECT ... FOR UPDATE` on
-the quota row (SQLite ignores FOR UPDATE, its lock is database-wide).
+of failing halfway with "database is locked". Writers also queue on an
+flock'ed file beside the database: a waiter for SQLite's own lock polls with
+sleeps of up to 100 ms, whereas a waiter for the flock is woken the moment
+the holder commits. PostgreSQL: ordinary READ COMMITTED transactions; writers
+serialise per user (and per group) with `SELECT ... FOR UPDATE`, always in
+ascending id order so that two transactions never deadlock.
 
-SQLite writers also queue on an flock'ed file beside the database: a waiter
-for SQLite's own lock polls with sleeps of up to 100 ms, whereas a waiter
-for the flock is woken the moment the holder commits.
+The hot paths (authentication, the quota report, the ledger's writes) do not
+go through the ORM: their statements are built once with SQLAlchemy Core,
+compiled here for both backends (`prepare`), and run on the pooled DBAPI
+connection (`Raw`), with values converted to what each backend stores.
 """
 
 import fcntl
 import os
 import weakref
 from contextlib import contextmanager, nullcontext
-from functools import cache
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
-from sqlalchemy import bindparam, event
+from sqlalchemy import bindparam, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 _IMMEDIATE = "chatquota_immediate"
 _WRITER_LOCKS: "weakref.WeakKeyDictionary[Engine, str]" = weakref.WeakKeyDictionary()
+# How SQLAlchemy's SQLite types store values: the ORM reads what `Raw` writes.
+_SQLITE_INSTANT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def engine_options(url: str, config: dict) -> dict:
     """Return SQLAlchemy engine options suited to the database URL."""
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000}}
+        options = {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000,
+                                    "check_same_thread": False}}
+        if make_url(url).database not in (None, "", ":memory:"):
+            # Connections to a file are cheap: keep one for each thread that may need one.
+            options.update(pool_size=config["THREADS"], max_overflow=config["THREADS"])
+        return options
     return {
         "pool_size": config["DB_POOL_SIZE"],
         "max_overflow": config["DB_MAX_OVERFLOW"],
@@ -71,7 +84,7 @@ def write_transaction(session: Session):
     cannot safely be upgraded to a write while other processes write.
     """
     session.commit()  # no SQL unless a transaction is open
-    with _writer_lock(session):
+    with writer_lock(session.get_bind()):
         session.connection(execution_options={_IMMEDIATE: True})
         try:
             yield
@@ -91,9 +104,9 @@ def _exclusive(path: str):
         os.close(fd)  # releases the lock
 
 
-def _writer_lock(session: Session):
+def writer_lock(engine: Engine):
     """Return a context that holds this database's writer lock, if it has one."""
-    path = _WRITER_LOCKS.get(session.get_bind())
+    path = _WRITER_LOCKS.get(engine)
     return nullcontext() if path is None else _exclusive(path)
 
 
@@ -115,27 +128,125 @@ def insert_missing(session: Session, model, rows: list[dict], keys: list[str]) -
     waits for that transaction to end, so rows made this way can then be
     locked with `lock_rows` even when two transactions create them at once.
     """
-    stmt = _insert(session.get_bind().dialect.name, model)
+    stmt = insert(session.get_bind().dialect.name, model)
     stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     session.execute(stmt, rows)
 
 
-def upsert(session: Session, model, values: dict, keys: list[str], add: tuple | list) -> None:
-    """Insert a row; if its `keys` exist, add the values of the `add` columns to it."""
-    stmt = _upsert_statement(session.get_bind().dialect.name, model, tuple(values),
-                             tuple(keys), tuple(add))
-    session.execute(stmt, values)
-
-
-def _insert(dialect: str, model):
+def insert(dialect: str, model):
     """Return an INSERT for `model` that supports ON CONFLICT on this backend."""
     return (postgresql if dialect == "postgresql" else sqlite).insert(model.__table__)
 
 
-@cache
-def _upsert_statement(dialect: str, model, columns: tuple, keys: tuple, add: tuple):
-    """Build an upsert once per shape; the values are bound at execution."""
+def adding_upsert(model, columns: tuple, keys: tuple, add: tuple, dialect: str = "sqlite"):
+    """Return an INSERT of `columns` that, where `keys` exist, adds the `add` columns instead.
+
+    The statement text is the same on both backends (`ON CONFLICT ... DO UPDATE`).
+    """
     table = model.__table__
-    stmt = _insert(dialect, model).values({col: bindparam(col) for col in columns})
-    increments = {col: table.c[col] + stmt.excluded[col] for col in add}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=increments)
+    stmt = insert(dialect, model).values({col: bindparam(col) for col in columns})
+    return stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={col: table.c[col] + stmt.excluded[col] for col in add})
+
+
+# Prepared statements for the hot paths ------------------------------------
+
+@dataclass(frozen=True)
+class Prepared:
+    """A Core statement compiled once per backend; values are bound per call.
+
+    `constants` are the values of binds the statement carries itself (e.g. a
+    state name), merged under the caller's values at execution.
+    """
+
+    sqlite: str
+    postgresql: str
+    constants: dict
+
+
+def prepare(statement, postgresql_statement=None) -> Prepared:
+    """Compile `statement` for SQLite and PostgreSQL (or `postgresql_statement` there)."""
+    lite = statement.compile(dialect=sqlite.dialect(paramstyle="named"))
+    pg = (postgresql_statement if postgresql_statement is not None else statement).compile(
+        dialect=psycopg.dialect())
+    constants = {name: value for name, value in {**lite.params, **pg.params}.items()
+                 if value is not None}
+    return Prepared(str(lite), str(pg), constants)
+
+
+class Raw:
+    """A DBAPI connection from the engine's pool, on which prepared statements run.
+
+    On SQLite it is in autocommit mode (each statement is its own
+    transaction) until `begin_write`; on PostgreSQL a transaction starts with
+    the first statement and ends with `commit` or, when the connection goes
+    back to the pool, a rollback.
+    """
+
+    __slots__ = ("_pooled", "dbapi", "is_postgresql")
+
+    def __init__(self, engine: Engine):
+        self._pooled = engine.raw_connection()
+        self.dbapi = self._pooled.driver_connection
+        self.is_postgresql = engine.dialect.name == "postgresql"
+
+    def execute(self, statement: Prepared, params: dict | None = None):
+        """Run a prepared statement; return the DBAPI cursor."""
+        values = {**statement.constants, **params} if params else statement.constants
+        sql = statement.postgresql if self.is_postgresql else statement.sqlite
+        return self.dbapi.execute(sql, values)
+
+    def one(self, statement: Prepared, params: dict | None = None):
+        """Return the first row of a prepared statement, or None."""
+        return self.execute(statement, params).fetchone()
+
+    def instant(self, value: datetime):
+        """Return an aware instant as this backend's column stores it (naive UTC)."""
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        return naive if self.is_postgresql else naive.strftime(_SQLITE_INSTANT)
+
+    def day(self, value: date):
+        """Return a date as this backend's column stores it."""
+        return value if self.is_postgresql else value.isoformat()
+
+    @staticmethod
+    def read_instant(value) -> datetime:
+        """Return a stored instant (naive UTC, or SQLite's text) as an aware UTC datetime."""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+    def begin_write(self) -> None:
+        """Start a write transaction (SQLite: take the database's write lock now)."""
+        if not self.is_postgresql:
+            self.dbapi.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.dbapi.commit() if self.is_postgresql else self.dbapi.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.is_postgresql:
+            self.dbapi.rollback()
+        elif self.dbapi.in_transaction:
+            self.dbapi.execute("ROLLBACK")
+
+    def close(self) -> None:
+        """Give the connection back to the pool (which rolls back anything open)."""
+        self._pooled.close()
+
+    @classmethod
+    @contextmanager
+    def checkout(cls, engine: Engine):
+        """Yield a Raw connection for the block, then give it back."""
+        raw = cls(engine)
+        try:
+            yield raw
+        finally:
+            raw.close()
+
+
+def lock_for_update(raw: Raw, statement: Prepared, ids: list[int]) -> None:
+    """Lock the rows of `ids` (ascending) until commit; SQLite's write lock covers it."""
+    if raw.is_postgresql and ids:
+        raw.execute(statement, {"ids": sorted(ids)}).fetchall()
+

@@ -10,7 +10,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 
 from .services import errors as domain
 
-STATUS = {domain.NotFound: 404, domain.Conflict: 409}  # any other domain error: 400
+STATUS = {domain.NotFound: 404, domain.Forbidden: 403, domain.Conflict: 409}  # any other domain error: 400
 
 DETAILS = {
     400: "Bad request.",

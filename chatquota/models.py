@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -109,32 +110,41 @@ class Setting(db.Model):
 
 
 class UsageEvent(db.Model):
-    """One recorded usage: tokens a user spent at a moment."""
+    """One recorded usage: tokens a user spent at a moment.
+
+    The table grows without bound, so it carries only the indexes a query
+    needs: per user by time (the events list), by time (the deployment-wide
+    list, pruning), and idempotency keys where there is one. Its uuid is
+    time-ordered and random in its other 74 bits; nothing looks an event up by it.
+    """
 
     __tablename__ = "usage_events"
     __table_args__ = (
-        UniqueConstraint("user_id", "idempotency_key", name="uq_usage_events_user_key"),
+        Index("uq_usage_events_user_key", "user_id", "idempotency_key", unique=True,
+              sqlite_where=text("idempotency_key IS NOT NULL"),
+              postgresql_where=text("idempotency_key IS NOT NULL")),
         Index("ix_usage_events_user_created", "user_id", "created_at"),
         Index("ix_usage_events_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    uuid: Mapped[str] = mapped_column(String(32))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     tokens: Mapped[int] = mapped_column(BigInteger)
     input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     model: Mapped[str | None] = mapped_column(String(200))
     enforced: Mapped[bool] = mapped_column(Boolean)
-    day: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Only with an idempotency key: what tells a retry from a reuse of the key.
     request_hash: Mapped[str | None] = mapped_column(String(64))
-    reservation_id: Mapped[int | None] = mapped_column(
-        ForeignKey("reservations.id", ondelete="SET NULL"), unique=True
-    )
 
     user: Mapped[User] = relationship()
+
+    @property
+    def user_uuid(self) -> str:
+        return self.user.uuid
 
 
 class UsageDay(db.Model):
@@ -151,12 +161,17 @@ class UsageDay(db.Model):
 
 
 class Reservation(db.Model):
-    """Tokens held for a streamed reply until committed, released or expired."""
+    """Tokens held for a streamed reply until committed, released or expired.
+
+    Only active holds are indexed per user: the sum of a user's live holds
+    reads those, however many ended ones are kept for late commits.
+    """
 
     __tablename__ = "reservations"
     __table_args__ = (
         UniqueConstraint("user_id", "idempotency_key", name="uq_reservations_user_key"),
-        Index("ix_reservations_live", "user_id", "state", "expires_at"),
+        Index("ix_reservations_live", "user_id", "expires_at",
+              sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -170,8 +185,17 @@ class Reservation(db.Model):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The event a commit recorded and what the commit asked, so that a retried
+    # commit returns the first result. No foreign key: pruning events must not
+    # have to look through reservations.
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    commit_hash: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship()
+
+    @property
+    def user_uuid(self) -> str:
+        return self.user.uuid
 
 
 class AuditEntry(db.Model):

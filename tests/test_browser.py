@@ -42,7 +42,7 @@ def _use(app, user_uuid: str, tokens: int, days_ago: int, monkeypatch):
     instant = clock.now() - timedelta(days=days_ago)
     with monkeypatch.context() as m:
         m.setattr(clock, "now", lambda: instant)
-        metering.consume(db.session, app.config["TZ"], user_uuid=user_uuid, tokens=tokens,
+        metering.consume(db.engine, app.config["TZ"], user_uuid=user_uuid, tokens=tokens,
                          model="demo-model", enforce=False)
 
 

@@ -32,15 +32,17 @@ def source(tmp_path, fixed_clock):
                          created_at=clock.now(), expires_at=clock.now() + timedelta(hours=8)))
         user = accounts.create_user(s, None, "ann")
         limits.set_quota(s, staff, user.uuid, {"daily_limit": 500})
-        metering.consume(s, tz, user_uuid=user.uuid, tokens=40, idempotency_key="k1")
+        metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=40, idempotency_key="k1")
         fixed_clock.instant -= timedelta(days=1)
-        metering.consume(s, tz, user_uuid=user.uuid, tokens=2, model="m", enforce=False)
+        metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=2, model="m", enforce=False)
         hold = Reservation(uuid="a" * 32, user_id=user.id, tokens=9, state="committed",
                            created_at=clock.now(), expires_at=clock.now() + timedelta(hours=1))
-        s.add(hold)
+        event = UsageEvent(uuid="b" * 32, user_id=user.id, tokens=9, enforced=True,
+                           created_at=clock.now())
+        s.add(event)
         s.flush()
-        s.add(UsageEvent(uuid="b" * 32, user_id=user.id, tokens=9, enforced=True,
-                         day=clock.now().date(), created_at=clock.now(), reservation_id=hold.id))
+        hold.event_id = event.id
+        s.add(hold)
         s.commit()
     yield app
     with app.app_context():
@@ -94,12 +96,13 @@ def test_copy_reproduces_every_row_and_the_target_keeps_working(source, target_u
         s = db.session
         newcomer = accounts.create_user(s, None, "new")  # ids continue after the copied ones
         assert newcomer.id == 3
-        after = metering.consume(s, target.config["TZ"], user_uuid=newcomer.uuid, tokens=5)
+        after = metering.consume(s.get_bind(), target.config["TZ"], user_uuid=newcomer.uuid, tokens=5)
         assert after.event.id == 4
         ann = accounts.get_user_by_name(s, "ann").uuid
-        again = metering.consume(s, target.config["TZ"], user_uuid=ann, tokens=40,
+        again = metering.consume(s.get_bind(), target.config["TZ"], user_uuid=ann, tokens=40,
                                  idempotency_key="k1")
         assert not again.created and again.event.tokens == 40
+        db.session.remove()  # give its connection back before the pool goes
         db.engine.dispose()
 
 

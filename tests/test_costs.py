@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
+from chatquota.dialect import Raw
 from chatquota.extensions import db
 from chatquota.models import Reservation, UsageDay, UsageEvent
 
@@ -21,7 +22,7 @@ def history(app, alice):
     with app.app_context():
         old = datetime(2025, 1, 1, tzinfo=UTC)
         db.session.add_all(UsageEvent(uuid=f"{i:032x}", user_id=alice.user.id, tokens=1, enforced=True,
-                                      day=date(2025, 1, 1), created_at=old) for i in range(3000))
+                                      created_at=old) for i in range(3000))
         db.session.add_all(UsageDay(user_id=alice.user.id, day=date(2025, 1, 1) + timedelta(days=i),
                                     tokens=5) for i in range(400))
         db.session.add_all(Reservation(uuid=f"{i:031x}f", user_id=alice.user.id, tokens=1, state="active",
@@ -31,14 +32,26 @@ def history(app, alice):
     return alice
 
 
-def statements_of(app, call):
-    """Run `call` and return the SQL statements (with parameters) it executed."""
+def statements_of(app, call, monkeypatch):
+    """Run `call` and return the SQL statements (with parameters) it executed.
+
+    Both kinds: through SQLAlchemy, and prepared statements run on the DBAPI
+    connection by the hot paths (dialect.Raw).
+    """
     seen = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE")):
             seen.append((statement, parameters))
 
+    run_prepared = Raw.execute
+
+    def record_prepared(raw, statement, params=None):
+        sql = statement.postgresql if raw.is_postgresql else statement.sqlite
+        seen.append((sql, {**statement.constants, **(params or {})}))
+        return run_prepared(raw, statement, params)
+
+    monkeypatch.setattr(Raw, "execute", record_prepared)
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)
@@ -71,14 +84,15 @@ def full_scans(app, statements):
     ("/api/chat-quota/consume/", {"tokens": 5, "idempotency_key": "k1"}),
     ("/api/chat-quota/reservations/", {"tokens": 5, "idempotency_key": "k2"}),
 ])
-def test_admission_never_scans_history(app, client, service, history, path, body):
+def test_admission_never_scans_history(app, client, service, history, path, body, monkeypatch):
     call = lambda: client.post(path, json={"user_uuid": history.uuid, **body}, headers=service.headers)
-    statements = statements_of(app, call)
+    statements = statements_of(app, call, monkeypatch)
     assert full_scans(app, statements) == []
     assert len(statements) <= 9, [s for s, _ in statements]
 
 
-def test_usage_read_is_a_fixed_number_of_indexed_statements(app, client, history):
-    statements = statements_of(app, lambda: client.get("/api/chat-quota/usage/", headers=history.headers))
+def test_usage_read_is_a_fixed_number_of_indexed_statements(app, client, history, monkeypatch):
+    statements = statements_of(app, lambda: client.get("/api/chat-quota/usage/", headers=history.headers),
+                               monkeypatch)
     assert full_scans(app, statements) == []
     assert len(statements) <= 4

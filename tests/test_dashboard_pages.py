@@ -19,7 +19,7 @@ from .dashboard_helpers import session_csrf, sign_in
 
 def use(app, account, tokens: int):
     with app.app_context():
-        metering.consume(db.session, app.config["TZ"], user_uuid=account.uuid, tokens=tokens,
+        metering.consume(db.engine, app.config["TZ"], user_uuid=account.uuid, tokens=tokens,
                          model="gpt-test", enforce=False)
 
 
@@ -98,7 +98,7 @@ def test_nul_characters_get_a_400_page(client, staff):
 def test_user_page_shows_limits_events_and_holds(app, client, staff, levels):
     sign_in(client, staff)
     with app.app_context():
-        reservations.reserve(db.session, app.config["TZ"], user_uuid=levels["low"].uuid,
+        reservations.reserve(db.engine, app.config["TZ"], user_uuid=levels["low"].uuid,
                              tokens=12, ttl_seconds=600, model="held-model")
     page = client.get(f"/admin/users/{levels['low'].uuid}/").get_data(as_text=True)
     assert "held-model" in page and "12 tokens are held" in page

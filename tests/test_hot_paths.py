@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from chatquota.dialect import write_transaction
-from chatquota.extensions import db
+from chatquota.extensions import connection, db
 from chatquota.models import Reservation, Setting, UsageDay
 from chatquota.services import limits
 from chatquota.services.usage import quota_report
@@ -39,7 +39,7 @@ def test_report_sums_each_window_and_live_holds_only(app, alice, bob, fixed_cloc
         _hold(s, alice.user, 7, state="committed", now=now)
         _hold(s, bob.user, 11, now=now)
         s.commit()
-        report = quota_report(s, s.merge(alice.user), app.config["TZ"])
+        report = quota_report(connection(), s.merge(alice.user), app.config["TZ"])
     fields = report.fields()
     assert (fields["daily_usage"], fields["weekly_usage"], fields["monthly_usage"]) == (10, 30, 70)
     assert (fields["daily_system_default"], fields["weekly_system_default"],
@@ -53,7 +53,7 @@ def test_report_of_a_user_without_usage_is_zero(app, alice):
     with app.app_context():
         db.session.query(Setting).delete()
         db.session.commit()
-        report = quota_report(db.session, db.session.merge(alice.user), app.config["TZ"])
+        report = quota_report(connection(), db.session.merge(alice.user), app.config["TZ"])
     assert [p.usage for p in report.periods] == [0, 0, 0]
     assert report.held == 0 and [p.system_default for p in report.periods] == [-1, -1, -1]
 

@@ -105,11 +105,13 @@ def admissions_within_limits(app):
         events = db.session.scalars(db.select(UsageEvent)).all()
         holds = db.session.scalars(db.select(Reservation)).all()
     violations = []
-    admitted = [(e.user_id, e.created_at, e.tokens) for e in events if e.enforced and not e.reservation_id]
+    commits = {r.event_id for r in holds if r.event_id is not None}  # admitted as holds
+    admitted = [(e.user_id, e.created_at, e.tokens) for e in events
+                if e.enforced and e.id not in commits]
     admitted += [(r.user_id, r.created_at, r.tokens) for r in holds]
-    for user_id, t, n in admitted:
-        day = max((e.day for e in events if e.user_id == user_id and e.created_at <= t), default=None)
-        used = sum(e.tokens for e in events if e.user_id == user_id and e.created_at < t and e.day == day)
+    for user_id, t, n in admitted:  # the test app's periods are UTC days
+        used = sum(e.tokens for e in events if e.user_id == user_id and e.created_at < t
+                   and e.created_at.date() == t.date())
         held = sum(r.tokens for r in holds if r.user_id == user_id and r.created_at < t
                    and r.expires_at > t and (r.ended_at is None or r.ended_at > t))
         if used + held + n > LIMIT:

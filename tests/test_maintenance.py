@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from chatquota import create_app
-from chatquota.extensions import db
+from chatquota.extensions import connection, db
 from chatquota.models import AuditEntry, UsageDay, UsageEvent
 from chatquota.services import limits, maintenance
 from chatquota.services.usage import quota_report
@@ -38,7 +38,7 @@ def history(app, fixed_clock, alice, bob):
 def snapshot(app, client, staff, *accounts):
     """Everything pruning must leave alone: reports, day totals, history, audit log."""
     with app.app_context():
-        reports = [quota_report(db.session, db.session.merge(a.user), app.config["TZ"]).fields()
+        reports = [quota_report(connection(), db.session.merge(a.user), app.config["TZ"]).fields()
                    for a in accounts]
         days = db.session.execute(select(UsageDay.user_id, UsageDay.day, UsageDay.tokens)
                                   .order_by(UsageDay.user_id, UsageDay.day)).all()
@@ -164,7 +164,7 @@ WRITER = textwrap.dedent("""
         for i in range(20000):
             if Path(stop).exists():
                 break
-            metering.consume(db.session, app.config["TZ"], user_uuid=user_uuid,
+            metering.consume(db.engine, app.config["TZ"], user_uuid=user_uuid,
                              tokens=i % 7 + 1, enforce=False)
         db.engine.dispose()
 """)

@@ -144,7 +144,7 @@ def test_admission_sees_a_limit_changed_after_the_caller_was_loaded(app, session
                       {"id": limited.user.id})
         other.commit()
     with pytest.raises(QuotaExceeded):
-        metering.consume(session, tz, user_uuid=limited.uuid, tokens=1)
+        metering.consume(session.get_bind(), tz, user_uuid=limited.uuid, tokens=1)
 
 
 def test_usage_never_passes_the_largest_exact_integer(app, client, service, alice):

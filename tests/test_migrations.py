@@ -83,10 +83,27 @@ def test_init_db_migrates_to_head_and_can_run_again(empty_app):
         accounts.create_user(db.session, None, "works")
 
 
+def created_without_migrations(app, generation: str) -> None:
+    """Give the empty database the schema the pre-migration init-db made (create_all).
+
+    Those databases exist in two generations: the first migration's tables,
+    and those plus the dashboard's web_sessions (the second migration's).
+    """
+    with app.app_context():
+        flask_migrate.upgrade(revision=generation)
+        db.session.execute(db.text("DROP TABLE alembic_version"))
+        db.session.commit()
+        db.session.execute(db.text(
+            "INSERT INTO users (uuid, username, is_active, is_staff, is_support, is_service, "
+            "created_at) VALUES ('" + "a" * 32 + "', 'kept', true, false, false, false, "
+            "'2026-11-30 12:00:00')"))
+        db.session.execute(db.text(
+            "INSERT INTO quotas (user_id) SELECT id FROM users WHERE username = 'kept'"))
+        db.session.commit()
+
+
 def test_init_db_adopts_a_database_created_without_migrations(empty_app):
-    with empty_app.app_context():
-        db.create_all()
-        accounts.create_user(db.session, None, "kept")
+    created_without_migrations(empty_app, "0002")
     result = empty_app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     assert "alembic_version" in tables(empty_app)
@@ -96,10 +113,7 @@ def test_init_db_adopts_a_database_created_without_migrations(empty_app):
 
 
 def test_init_db_upgrades_a_database_created_before_later_tables(empty_app):
-    with empty_app.app_context():
-        db.create_all()
-        db.metadata.tables["web_sessions"].drop(db.engine)
-        accounts.create_user(db.session, None, "kept")
+    created_without_migrations(empty_app, "0001")
     result = empty_app.test_cli_runner().invoke(args=["init-db"])
     assert result.exit_code == 0, result.output
     assert schema_diff(empty_app) == []

@@ -82,12 +82,26 @@ def test_a_second_end_is_409(app, client, service, limited, first, second):
     uuid = reserve(client, service, limited, tokens=5).json["uuid"]
     body = {"tokens": 5} if first == "commit" else {}
     assert act(client, service, uuid, first, **body).status_code == 200
-    body = {"tokens": 5} if second == "commit" else {}
+    body = {"tokens": 6} if second == "commit" else {}  # a repeat of the same commit is a 200
     response = act(client, service, uuid, second, **body)
     assert response.status_code == 409
     state = "committed" if first == "commit" else "released"
     assert response.json == {"detail": f"Reservation is already {state}."}
     assert count(app, UsageEvent) == (1 if first == "commit" else 0)
+
+
+def test_a_repeated_commit_returns_the_first_result_and_counts_once(app, client, service, limited):
+    uuid = reserve(client, service, limited, tokens=50).json["uuid"]
+    first = act(client, service, uuid, "commit", input_tokens=10, output_tokens=20)
+    again = act(client, service, uuid, "commit", input_tokens=10, output_tokens=20)
+    assert first.status_code == again.status_code == 200
+    assert again.json["event"] == first.json["event"]
+    assert again.json["reservation"]["state"] == "committed"
+    assert again.json["usage"]["daily_usage"] == 30
+    assert count(app, UsageEvent) == 1
+    other = act(client, service, uuid, "commit", input_tokens=10, output_tokens=21)
+    assert other.status_code == 409
+    assert other.json == {"detail": "Reservation is already committed."}
 
 
 def test_expired_hold_stops_counting_and_can_still_be_committed(client, service, limited, fixed_clock):

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from chatquota import create_app
-from chatquota.extensions import db
+from chatquota.extensions import connection, db
 from chatquota.services import accounts, metering
 from chatquota.services.usage import quota_report
 
@@ -66,10 +66,10 @@ def test_days_follow_the_configured_time_zone(tmp_path, fixed_clock, zone, local
         db.create_all()
         user = accounts.create_user(db.session, None, "carol")
         fixed_clock.set(2026, 11, 30, local_midnight_utc_hour - 1, 59)
-        metering.consume(db.session, tz, user_uuid=user.uuid, tokens=7)
-        assert quota_report(db.session, user, tz).periods[0].usage == 7
+        metering.consume(db.engine, tz, user_uuid=user.uuid, tokens=7)
+        assert quota_report(connection(), user, tz).periods[0].usage == 7
         fixed_clock.set(2026, 11, 30, local_midnight_utc_hour, 0)
-        report = quota_report(db.session, user, tz)
+        report = quota_report(connection(), user, tz)
         assert report.periods[0].usage == 0
         assert report.fields()["daily_reset_at"].endswith(":00") and "Z" not in report.fields()["daily_reset_at"]
         db.engine.dispose()

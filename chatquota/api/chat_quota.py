@@ -3,7 +3,7 @@
 from flask import Response, current_app
 
 from ..auth import PRIVILEGED, current_user, require, target_user
-from ..extensions import db
+from ..extensions import connection, db
 from ..schemas.quota import ChatQuotaSchema, SetTokenQuotaRequestSchema, UserQuerySchema
 from ..services import limits
 from ..services.usage import quota_report
@@ -20,7 +20,7 @@ blp = Blueprint("chat_quota", __name__, url_prefix="/api/chat-quota",
 def usage(args):
     """Return the current token quota and usage of a user (yourself by default)."""
     user = target_user(args.get("user_uuid"), *PRIVILEGED)
-    return quota_report(db.session, user, current_app.config["TZ"]).fields()
+    return quota_report(connection(), user, current_app.config["TZ"]).fields()
 
 
 @blp.route("/set_quota/", methods=["POST"])

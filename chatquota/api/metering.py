@@ -3,7 +3,7 @@
 from flask import current_app
 
 from ..auth import METERING, require, target_user
-from ..extensions import db
+from ..extensions import connection, ledger_engine
 from ..schemas.metering import (
     CheckRequestSchema,
     CheckResponseSchema,
@@ -25,7 +25,7 @@ blp = Blueprint("metering", __name__, url_prefix="/api/chat-quota",
 def check(args):
     """Tell whether a request for `tokens` would be admitted now; record nothing."""
     user = target_user(args.get("user_uuid"), *METERING)
-    report = metering.check(db.session, user, args["tokens"], current_app.config["TZ"])
+    report = metering.check(connection(), user, args["tokens"], current_app.config["TZ"])
     return {"allowed": True, "tokens": args["tokens"], "held": report.held, **report.fields()}
 
 
@@ -37,6 +37,6 @@ def check(args):
 @blp.alt_response(429, schema=RefusalSchema, description="Not admitted; nothing recorded.")
 def consume(args):
     """Record one usage event; with enforce (default), only if admitted."""
-    result = metering.consume(db.session, current_app.config["TZ"], **args)
+    result = metering.consume(ledger_engine(), current_app.config["TZ"], **args)
     body = {"event": result.event, "usage": result.report.fields()}
     return body, 201 if result.created else 200

@@ -3,7 +3,7 @@
 from flask import current_app
 
 from ..auth import METERING, current_user, has_role, require
-from ..extensions import db
+from ..extensions import db, ledger_engine
 from ..schemas.metering import (
     CommitResponseSchema,
     RefusalSchema,
@@ -32,7 +32,7 @@ def _uuid(text: str) -> str:
 @blp.alt_response(429, schema=RefusalSchema, description="Not admitted; nothing held.")
 def reserve(args):
     """Admit and hold tokens for a streamed reply."""
-    held = reservations.reserve(db.session, current_app.config["TZ"], **args)
+    held = reservations.reserve(ledger_engine(), current_app.config["TZ"], **args)
     return held.reservation, 201 if held.created else 200
 
 
@@ -52,7 +52,7 @@ def retrieve(reservation_uuid):
 @blp.response(200, CommitResponseSchema)
 def commit(args, reservation_uuid):
     """Record the reply's actual usage and end the hold (also after expiry)."""
-    done = reservations.commit(db.session, current_app.config["TZ"], _uuid(reservation_uuid), **args)
+    done = reservations.commit(ledger_engine(), current_app.config["TZ"], _uuid(reservation_uuid), **args)
     return {"reservation": done.reservation, "event": done.event, "usage": done.report.fields()}
 
 
@@ -62,4 +62,4 @@ def commit(args, reservation_uuid):
 @blp.response(200, ReservationSchema)
 def release(_args, reservation_uuid):
     """End a hold without recording usage."""
-    return reservations.release(db.session, _uuid(reservation_uuid))
+    return reservations.release(ledger_engine(), _uuid(reservation_uuid))

@@ -2,7 +2,7 @@
 
 from flask import current_app, g, make_response, redirect, render_template, request, url_for
 
-from ..extensions import db
+from ..extensions import connection, db
 from ..services import history
 from ..services.errors import InvalidValue
 from ..services.usage import quota_report
@@ -46,7 +46,7 @@ def sign_out():
 def me():
     """Show the signed-in user's own usage, limits and reset times."""
     tz = current_app.config["TZ"]
-    report = quota_report(db.session, g.user, tz)
+    report = quota_report(connection(), g.user, tz)
     past = history.daily_history(db.session, tz, 30, user=g.user)
     return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
                            chart=present.chart(past.days))

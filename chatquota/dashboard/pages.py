@@ -4,7 +4,7 @@ from flask import current_app, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
 from ..auth import READERS
-from ..extensions import db
+from ..extensions import connection, db
 from ..periods import PERIODS
 from ..schemas.fields import Uuid
 from ..services import accounts, audit as audit_log, history, limits, overview
@@ -65,7 +65,7 @@ def _user(user_uuid: str):
 
 def _render_user(user, form: forms.LimitsForm, status: int = 200, saved: bool = False):
     tz = current_app.config["TZ"]
-    report = quota_report(db.session, user, tz)
+    report = quota_report(connection(), user, tz)
     past = history.daily_history(db.session, tz, 30, user=user)
     events = history.list_events(db.session, tz, user=user, limit=20)
     page = render_template(

@@ -78,7 +78,7 @@ def resolve_tokens(data: dict) -> None:
 
 class UsageEventSchema(Schema):
     uuid = Uuid()
-    user_uuid = Uuid(attribute="user.uuid")
+    user_uuid = Uuid()
     tokens = fields.Integer()
     input_tokens = fields.Integer(allow_none=True)
     output_tokens = fields.Integer(allow_none=True)
@@ -110,7 +110,7 @@ class ReleaseRequestSchema(StrictSchema):
 
 class ReservationSchema(Schema):
     uuid = Uuid()
-    user_uuid = Uuid(attribute="user.uuid")
+    user_uuid = Uuid()
     tokens = fields.Integer()
     state = fields.Function(lambda r: state_of(r, clock.now()), metadata={
         "enum": ["active", "committed", "released", "expired"]})

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..dialect import lock_rows, write_transaction
+from ..dialect import Raw, lock_rows, prepare, write_transaction
 from ..models import ApiToken, Quota, User
 from . import audit
 from .audit import Actor
@@ -30,11 +30,11 @@ _USER_COLUMNS = ("id", "uuid", "username", "is_active", "is_staff", "is_support"
 _LIMIT_COLUMNS = ("daily_limit", "weekly_limit", "monthly_limit")
 _users, _tokens, _quotas = User.__table__, ApiToken.__table__, Quota.__table__
 _RECORD = select(*(_users.c[c] for c in _USER_COLUMNS), *(_quotas.c[c] for c in _LIMIT_COLUMNS))
-_RECORD_BY_UUID = _RECORD.select_from(
+_RECORD_BY_UUID = prepare(_RECORD.select_from(
     _users.join(_quotas, _quotas.c.user_id == _users.c.id)
-).where(_users.c.uuid == bindparam("uuid"))
-_RECORD_BY_KEY_HASH = (
-    _RECORD.add_columns(_tokens.c.key_hash, _tokens.c.id.label("token_id"))
+).where(_users.c.uuid == bindparam("uuid")))
+_RECORD_BY_KEY_HASH = prepare(
+    _RECORD.add_columns(_tokens.c.id, _tokens.c.key_hash)
     .select_from(_tokens.join(_users, _tokens.c.user_id == _users.c.id)
                  .join(_quotas, _quotas.c.user_id == _users.c.id))
     .where(_tokens.c.key_hash == bindparam("digest"), _tokens.c.revoked_at.is_(None))
@@ -94,24 +94,25 @@ class UserRecord:
     token_id: int | None = None
 
     @classmethod
-    def from_row(cls, row) -> "UserRecord":
-        m = row._mapping
-        return cls(**{c: m[c] for c in _USER_COLUMNS},
-                   quota=Limits(*(m[c] for c in _LIMIT_COLUMNS)), token_id=m.get("token_id"))
+    def from_row(cls, row, token_id: int | None = None) -> "UserRecord":
+        """Build a record from a row of `_RECORD`'s columns (DBAPI values of either backend)."""
+        uid, uuid, username, active, staff, support, service, created, *limits = row[:11]
+        return cls(uid, uuid, username, bool(active), bool(staff), bool(support), bool(service),
+                   Raw.read_instant(created), Limits(*limits), token_id)
 
 
-def authenticate(session: Session, key: str) -> UserRecord | None:
+def authenticate(raw: Raw, key: str) -> UserRecord | None:
     """Return the caller behind an unrevoked key of an active user, else None."""
     digest = hash_key(key)
-    row = session.connection().execute(_RECORD_BY_KEY_HASH, {"digest": digest}).first()
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or not row.is_active:
+    row = raw.one(_RECORD_BY_KEY_HASH, {"digest": digest})
+    if row is None or not hmac.compare_digest(row[12], digest) or not row[3]:
         return None
-    return UserRecord.from_row(row)
+    return UserRecord.from_row(row, token_id=row[11])
 
 
-def read_user(session: Session, user_uuid: str) -> UserRecord:
+def read_user(raw: Raw, user_uuid: str) -> UserRecord:
     """Return a user's record for reading, or raise UserNotFound."""
-    row = session.connection().execute(_RECORD_BY_UUID, {"uuid": user_uuid}).first()
+    row = raw.one(_RECORD_BY_UUID, {"uuid": user_uuid})
     if row is None:
         raise UserNotFound()
     return UserRecord.from_row(row)

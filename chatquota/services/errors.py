@@ -29,6 +29,16 @@ class ReservationNotFound(NotFound):
     message = "Reservation not found."
 
 
+class Forbidden(DomainError):
+    message = "You do not have permission to perform this action."
+
+
+class UserInactive(Forbidden):
+    """Metering refuses to admit tokens for a deactivated user."""
+
+    message = "This user is deactivated; nothing is admitted for them."
+
+
 class Conflict(DomainError):
     message = "Conflict."
 

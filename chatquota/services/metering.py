@@ -1,52 +1,51 @@
-"""Admission and recording of usage, atomically.
+"""Admission and recording of usage: `check` reads, `consume` writes through the ledger.
 
-Admission and the write happen in one write transaction (SQLite: BEGIN
-IMMEDIATE; PostgreSQL: the user's quota row locked FOR UPDATE), so no number
-of concurrent callers can push a user past a limit.
+A consume is admitted and recorded in one ledger transaction, so no number
+of concurrent callers can push a user past a limit (see services/ledger.py).
 """
 
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.engine import Engine
 
-from ..dialect import upsert, write_transaction
+from .. import clock
+from ..dialect import Raw, adding_upsert, prepare
 from ..ids import time_ordered_uuid
 from ..models import UsageDay, UsageEvent, User
-from ..periods import local_day, seconds_until
-from .accounts import lock_user
-from .errors import IdempotencyConflict, InvalidValue, QuotaExceeded, Refusal
-from .limits import MAX_LIMIT, UNLIMITED
-from .usage import QuotaReport, quota_report
+from .admission import admit
+from .errors import IdempotencyConflict, InvalidValue, UserInactive, UserNotFound
+from .ledger import ledger_for
+from .limits import MAX_LIMIT
+from .usage import STANDING, QuotaReport, quota_report, report_from, window_params
+
+_events, _users = UsageEvent.__table__, User.__table__
+_EVENT_FIELDS = ("id", "uuid", "tokens", "input_tokens", "output_tokens", "model", "enforced",
+                 "idempotency_key", "created_at")
+_EVENT_SELECT = select(*(_events.c[f] for f in _EVENT_FIELDS), _users.c.uuid,
+                       _events.c.request_hash).join(_users, _users.c.id == _events.c.user_id)
+_EVENT_BY_KEY = prepare(_EVENT_SELECT.where(_events.c.user_id == bindparam("user_id"),
+                                            _events.c.idempotency_key == bindparam("key")))
+_EVENT_BY_ID = prepare(_EVENT_SELECT.where(_events.c.id == bindparam("id")))
+_INSERT_EVENT = prepare(insert(_events).values(
+    {c: bindparam(c) for c in ("uuid", "user_id", "tokens", "input_tokens", "output_tokens",
+                               "model", "enforced", "created_at", "idempotency_key",
+                               "request_hash")}).returning(_events.c.id))
+_DAY_COLUMNS = ("user_id", "day", "tokens")
+_ADD_TO_DAY = prepare(adding_upsert(UsageDay, _DAY_COLUMNS, ("user_id", "day"), ("tokens",)),
+                      adding_upsert(UsageDay, _DAY_COLUMNS, ("user_id", "day"), ("tokens",),
+                                    "postgresql"))
+_USER_ID = prepare(select(_users.c.id).where(_users.c.uuid == bindparam("uuid")))
 
 
-def refusal(report: QuotaReport, tokens: int) -> Refusal | None:
-    """Return why `tokens` more are not admitted, or None when they are.
-
-    Admitted when, in every limited period, usage + holds + tokens <= limit
-    and usage + holds < limit (so a limit of 0 admits nothing, not even 0).
-    """
-    refusing = []
-    for p in report.periods:
-        limit = p.effective
-        if limit == UNLIMITED:
-            continue
-        committed = p.usage + report.held
-        if committed + tokens > limit or committed >= limit:
-            refusing.append((p, max(0, limit - committed)))
-    if not refusing:
-        return None
-    first, left = refusing[0]
-    latest_reset = max(p.window.reset_at for p, _ in refusing)
-    return Refusal(
-        period=first.window.period,
-        reset_at=report.fields()[f"{first.window.period}_reset_at"],
-        remaining=left,
-        retry_after=seconds_until(latest_reset, report.now),
-    )
+def user_id_of(raw: Raw, user_uuid: str) -> int | None:
+    """Return the id of the user with this uuid, or None."""
+    row = raw.one(_USER_ID, {"uuid": user_uuid})
+    return None if row is None else row[0]
 
 
 def request_hash(**fields) -> str:
@@ -54,12 +53,103 @@ def request_hash(**fields) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def check(session: Session, user: User, tokens: int, tz: ZoneInfo) -> QuotaReport:
+@dataclass(frozen=True)
+class EventRecord:
+    """A stored usage event, as the API shows it."""
+
+    id: int
+    uuid: str
+    tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str | None
+    enforced: bool
+    idempotency_key: str | None
+    created_at: datetime
+    user_uuid: str
+
+    @classmethod
+    def from_row(cls, row) -> "EventRecord":
+        values = dict(zip(_EVENT_FIELDS, row))
+        values["enforced"] = bool(values["enforced"])
+        values["created_at"] = Raw.read_instant(values["created_at"])
+        return cls(**values, user_uuid=row[len(_EVENT_FIELDS)])
+
+
+def event_by_id(raw: Raw, event_id: int) -> EventRecord | None:
+    """Return the event with this id, or None (pruned)."""
+    row = raw.one(_EVENT_BY_ID, {"id": event_id})
+    return None if row is None else EventRecord.from_row(row)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A user's state inside the ledger's transaction: id, whether active, report."""
+
+    user_id: int
+    user_uuid: str
+    is_active: bool
+    report: QuotaReport
+
+
+def read_standing(raw: Raw, user_uuid: str, tz: ZoneInfo) -> Standing:
+    """Return the user's current standing, read in one statement, or raise UserNotFound."""
+    now = clock.now()
+    wins, params = window_params(raw, now, tz)
+    params["uuid"] = user_uuid
+    row = raw.one(STANDING, params)
+    if row is None:
+        raise UserNotFound()
+    return Standing(row[0], user_uuid, bool(row[1]), report_from(row[5:], wins, row[2:5], tz, now))
+
+
+def replayed(raw: Raw, statement, user_id: int, key: str | None, fingerprint: str):
+    """Return the row an earlier call stored under this idempotency key, or None.
+
+    The row's last column is its request fingerprint; the same key with a
+    different request is an IdempotencyConflict. Callers run in the ledger's
+    transaction, so two concurrent duplicates cannot both miss.
+    """
+    if key is None:
+        return None
+    row = raw.one(statement, {"user_id": user_id, "key": key})
+    if row is not None and row[-1] != fingerprint:
+        raise IdempotencyConflict()
+    return row
+
+
+def record_event(raw: Raw, standing: Standing, tokens: int, *, enforced: bool,
+                 input_tokens: int | None = None, output_tokens: int | None = None,
+                 model: str | None = None, idempotency_key: str | None = None,
+                 fingerprint: str | None = None) -> EventRecord:
+    """Insert a usage event and add it to its local day's total (inside the ledger).
+
+    Usage in any period stays within 2**53-1 (what JSON clients read exactly
+    and what a limit can be); an event that would pass it is refused.
+    """
+    report = standing.report
+    if max(p.usage for p in report.periods) + tokens > MAX_LIMIT:
+        raise InvalidValue("tokens", f"This would take usage past {MAX_LIMIT} tokens in a period.")
+    uuid = time_ordered_uuid()
+    event_id = raw.one(_INSERT_EVENT, {
+        "uuid": uuid, "user_id": standing.user_id, "tokens": tokens,
+        "input_tokens": input_tokens, "output_tokens": output_tokens, "model": model,
+        "enforced": enforced, "created_at": raw.instant(report.now),
+        "idempotency_key": idempotency_key,
+        "request_hash": fingerprint if idempotency_key is not None else None,
+    })[0]
+    raw.execute(_ADD_TO_DAY, {"user_id": standing.user_id, "tokens": tokens,
+                              "day": raw.day(report.now.astimezone(report.tz).date())})
+    return EventRecord(event_id, uuid, tokens, input_tokens, output_tokens, model, enforced,
+                       idempotency_key, report.now, standing.user_uuid)
+
+
+def check(raw: Raw, user, tokens: int, tz: ZoneInfo) -> QuotaReport:
     """Return the user's report if `tokens` would be admitted now, else raise."""
-    report = quota_report(session, user, tz)
-    denied = refusal(report, tokens)
-    if denied:
-        raise QuotaExceeded(denied)
+    if not user.is_active:
+        raise UserInactive()
+    report = quota_report(raw, user, tz)
+    admit(report, tokens)
     return report
 
 
@@ -67,13 +157,47 @@ def check(session: Session, user: User, tokens: int, tz: ZoneInfo) -> QuotaRepor
 class Consumption:
     """The outcome of `consume`: the event, the usage after it, and whether it is new."""
 
-    event: UsageEvent
+    event: EventRecord
     report: QuotaReport
     created: bool
 
 
+@dataclass(frozen=True)
+class _Consume:
+    """The ledger operation behind `consume`."""
+
+    tz: ZoneInfo
+    user_uuid: str
+    tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    model: str | None
+    idempotency_key: str | None
+    enforce: bool
+    fingerprint: str
+
+    def user_id(self, raw: Raw) -> int | None:
+        return user_id_of(raw, self.user_uuid)
+
+    def apply(self, raw: Raw) -> Consumption:
+        standing = read_standing(raw, self.user_uuid, self.tz)
+        earlier = replayed(raw, _EVENT_BY_KEY, standing.user_id, self.idempotency_key,
+                           self.fingerprint)
+        if earlier is not None:
+            return Consumption(EventRecord.from_row(earlier), standing.report, created=False)
+        if self.enforce:
+            if not standing.is_active:
+                raise UserInactive()
+            admit(standing.report, self.tokens)
+        event = record_event(
+            raw, standing, self.tokens, enforced=self.enforce, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens, model=self.model,
+            idempotency_key=self.idempotency_key, fingerprint=self.fingerprint)
+        return Consumption(event, standing.report.plus(self.tokens), created=True)
+
+
 def consume(
-    session: Session,
+    engine: Engine,
     tz: ZoneInfo,
     *,
     user_uuid: str,
@@ -85,59 +209,8 @@ def consume(
     enforce: bool = True,
 ) -> Consumption:
     """Record one usage event; with `enforce`, only if admitted."""
-    fingerprint = request_hash(
-        tokens=tokens, input_tokens=input_tokens, output_tokens=output_tokens,
-        model=model, enforce=enforce,
-    )
-    with write_transaction(session):
-        user = lock_user(session, user_uuid)
-        earlier = replayed(session, UsageEvent, user.id, idempotency_key, fingerprint)
-        if earlier is not None:
-            return Consumption(earlier, quota_report(session, user, tz), created=False)
-        report = quota_report(session, user, tz)
-        if enforce:
-            denied = refusal(report, tokens)
-            if denied:
-                raise QuotaExceeded(denied)
-        event = record_event(
-            session, user, report, tokens, input_tokens=input_tokens,
-            output_tokens=output_tokens, model=model, enforced=enforce,
-            idempotency_key=idempotency_key, request_hash=fingerprint,
-        )
-    return Consumption(event, report.plus(tokens), created=True)
-
-
-def replayed(session: Session, model, user_id: int, key: str | None, fingerprint: str):
-    """Return the row an earlier call stored under this idempotency key, or None.
-
-    The same key with a different request is an IdempotencyConflict. Callers
-    hold the user's lock, so two concurrent duplicates cannot both miss.
-    """
-    if key is None:
-        return None
-    earlier = session.scalar(
-        select(model).where(model.user_id == user_id, model.idempotency_key == key)
-    )
-    if earlier is not None and earlier.request_hash != fingerprint:
-        raise IdempotencyConflict()
-    return earlier
-
-
-def record_event(session: Session, user: User, report: QuotaReport, tokens: int, **extra):
-    """Insert a usage event and add it to the day's total (caller holds the lock).
-
-    Usage in any period stays within 2**53-1 (what JSON clients read exactly
-    and what a limit can be); an event that would pass it is refused.
-    """
-    if max(p.usage for p in report.periods) + tokens > MAX_LIMIT:
-        raise InvalidValue("tokens", f"This would take usage past {MAX_LIMIT} tokens in a period.")
-    day = local_day(report.now, report.tz)
-    event = UsageEvent(
-        uuid=time_ordered_uuid(), user_id=user.id, tokens=tokens, day=day,
-        created_at=report.now, **extra,
-    )
-    event.user = user
-    session.add(event)
-    upsert(session, UsageDay, {"user_id": user.id, "day": day, "tokens": tokens},
-           keys=["user_id", "day"], add=["tokens"])
-    return event
+    fingerprint = request_hash(tokens=tokens, input_tokens=input_tokens,
+                               output_tokens=output_tokens, model=model, enforce=enforce)
+    return ledger_for(engine).run(_Consume(
+        tz, user_uuid, tokens, input_tokens, output_tokens, model, idempotency_key, enforce,
+        fingerprint))

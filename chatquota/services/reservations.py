@@ -3,28 +3,54 @@
 A hold counts against every period from the moment it is admitted until it
 is committed, released or expires. Expiry needs no background job: holds are
 summed with `expires_at > now`, so an expired one stops counting by itself.
+Reserve, commit and release are ledger operations (services/ledger.py).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from .. import clock
+from ..dialect import Raw, prepare, write_transaction
 from ..ids import time_ordered_uuid
-from ..dialect import write_transaction
-from ..models import Reservation, UsageEvent, User
-from .errors import QuotaExceeded, ReservationClosed, ReservationNotFound
-from .accounts import lock_user
-from .metering import record_event, refusal, replayed, request_hash
-from .usage import QuotaReport, quota_report
+from ..models import Reservation, User
+from .admission import admit
+from .errors import ReservationClosed, ReservationNotFound, UserInactive
+from .ledger import ledger_for
+from .metering import (
+    EventRecord,
+    event_by_id,
+    read_standing,
+    record_event,
+    replayed,
+    request_hash,
+    user_id_of,
+)
+from .usage import QuotaReport
 
 ACTIVE, COMMITTED, RELEASED, EXPIRED = "active", "committed", "released", "expired"
 
+_holds, _users = Reservation.__table__, User.__table__
+_FIELDS = ("id", "uuid", "user_id", "tokens", "model", "state", "created_at", "expires_at",
+           "ended_at", "event_id", "commit_hash")
+_SELECT = select(*(_holds.c[f] for f in _FIELDS), _users.c.uuid,
+                 _holds.c.request_hash).join(_users, _users.c.id == _holds.c.user_id)
+_BY_KEY = prepare(_SELECT.where(_holds.c.user_id == bindparam("user_id"),
+                                _holds.c.idempotency_key == bindparam("key")))
+_BY_UUID = prepare(_SELECT.where(_holds.c.uuid == bindparam("uuid")))
+_OWNER = prepare(select(_holds.c.user_id).where(_holds.c.uuid == bindparam("uuid")))
+_INSERT = prepare(insert(_holds).values({c: bindparam(c) for c in (
+    "uuid", "user_id", "tokens", "model", "state", "created_at", "expires_at",
+    "idempotency_key", "request_hash")}))
+_END = prepare(update(_holds).where(_holds.c.id == bindparam("id")).values(
+    {c: bindparam(c) for c in ("state", "ended_at", "event_id", "commit_hash")}))
 
-def state_of(reservation: Reservation, now: datetime) -> str:
+
+def state_of(reservation, now: datetime) -> str:
     """Return the state a client sees: an active hold past its expiry is `expired`."""
     if reservation.state == ACTIVE and reservation.expires_at <= now:
         return EXPIRED
@@ -32,74 +58,154 @@ def state_of(reservation: Reservation, now: datetime) -> str:
 
 
 @dataclass(frozen=True)
+class ReservationRecord:
+    """A reservation as the ledger read or wrote it."""
+
+    id: int
+    uuid: str
+    user_id: int
+    tokens: int
+    model: str | None
+    state: str
+    created_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    event_id: int | None
+    commit_hash: str | None
+    user_uuid: str
+
+    @classmethod
+    def from_row(cls, row) -> "ReservationRecord":
+        values = dict(zip(_FIELDS, row))
+        for name in ("created_at", "expires_at", "ended_at"):
+            if values[name] is not None:
+                values[name] = Raw.read_instant(values[name])
+        return cls(**values, user_uuid=row[len(_FIELDS)])
+
+
+def _owner(raw: Raw, reservation_uuid: str) -> int | None:
+    row = raw.one(_OWNER, {"uuid": reservation_uuid})
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True)
 class Held:
     """The outcome of `reserve`: the reservation and whether it is new."""
 
-    reservation: Reservation
+    reservation: ReservationRecord
     created: bool
 
 
+@dataclass(frozen=True)
+class _Reserve:
+    """The ledger operation behind `reserve`."""
+
+    tz: ZoneInfo
+    user_uuid: str
+    tokens: int
+    at_least: int | None
+    ttl_seconds: int
+    model: str | None
+    idempotency_key: str | None
+    fingerprint: str
+
+    def user_id(self, raw: Raw) -> int | None:
+        return user_id_of(raw, self.user_uuid)
+
+    def apply(self, raw: Raw) -> Held:
+        standing = read_standing(raw, self.user_uuid, self.tz)
+        earlier = replayed(raw, _BY_KEY, standing.user_id, self.idempotency_key,
+                           self.fingerprint)
+        if earlier is not None:
+            return Held(ReservationRecord.from_row(earlier), created=False)
+        if not standing.is_active:
+            raise UserInactive()
+        granted = admit(standing.report, self.tokens, self.at_least)
+        now = standing.report.now
+        held = ReservationRecord(0, time_ordered_uuid(), standing.user_id, granted, self.model,
+                                 ACTIVE, now, now + timedelta(seconds=self.ttl_seconds), None,
+                                 None, None, self.user_uuid)
+        raw.execute(_INSERT, {
+            "uuid": held.uuid, "user_id": held.user_id, "tokens": granted, "model": self.model,
+            "state": ACTIVE, "created_at": raw.instant(now),
+            "expires_at": raw.instant(held.expires_at), "idempotency_key": self.idempotency_key,
+            "request_hash": self.fingerprint if self.idempotency_key is not None else None,
+        })
+        return Held(held, created=True)
+
+
 def reserve(
-    session: Session,
+    engine: Engine,
     tz: ZoneInfo,
     *,
     user_uuid: str,
     tokens: int,
     ttl_seconds: int,
+    at_least: int | None = None,
     model: str | None = None,
     idempotency_key: str | None = None,
 ) -> Held:
-    """Admit and hold `tokens` for `ttl_seconds`; refuse with QuotaExceeded."""
-    fingerprint = request_hash(tokens=tokens, ttl_seconds=ttl_seconds, model=model)
-    with write_transaction(session):
-        user = lock_user(session, user_uuid)
-        earlier = replayed(session, Reservation, user.id, idempotency_key, fingerprint)
-        if earlier is not None:
-            return Held(earlier, created=False)
-        report = quota_report(session, user, tz)
-        denied = refusal(report, tokens)
-        if denied:
-            raise QuotaExceeded(denied)
-        reservation = Reservation(
-            uuid=time_ordered_uuid(), user_id=user.id, tokens=tokens, model=model,
-            state=ACTIVE, created_at=report.now,
-            expires_at=report.now + timedelta(seconds=ttl_seconds),
-            idempotency_key=idempotency_key, request_hash=fingerprint,
-        )
-        reservation.user = user
-        session.add(reservation)
-    return Held(reservation, created=True)
+    """Admit and hold `tokens` (or, with `at_least`, the most that fits) for `ttl_seconds`."""
+    fingerprint = request_hash(tokens=tokens, ttl_seconds=ttl_seconds, model=model,
+                               **({"at_least": at_least} if at_least is not None else {}))
+    return ledger_for(engine).run(_Reserve(tz, user_uuid, tokens, at_least, ttl_seconds, model,
+                                           idempotency_key, fingerprint))
 
 
-def get_reservation(session: Session, reservation_uuid: str) -> Reservation:
-    """Return a reservation by uuid or raise ReservationNotFound."""
-    reservation = session.scalar(select(Reservation).where(Reservation.uuid == reservation_uuid))
-    if reservation is None:
+def _open(raw: Raw, reservation_uuid: str) -> ReservationRecord:
+    """Return a reservation as stored now, or raise ReservationNotFound."""
+    row = raw.one(_BY_UUID, {"uuid": reservation_uuid})
+    if row is None:
         raise ReservationNotFound()
-    return reservation
-
-
-def _lock_open(session: Session, reservation_uuid: str) -> tuple[Reservation, User]:
-    """Return an unended reservation and its user, holding the user's lock."""
-    reservation = get_reservation(session, reservation_uuid)
-    lock_user(session, reservation.user.uuid)
-    session.refresh(reservation)  # its state as of the lock, not as of the first read
-    if reservation.state != ACTIVE:
-        raise ReservationClosed(f"Reservation is already {reservation.state}.")
-    return reservation, reservation.user
+    return ReservationRecord.from_row(row)
 
 
 @dataclass(frozen=True)
 class Commit:
     """The outcome of `commit`: the ended reservation, its event, the usage after."""
 
-    reservation: Reservation
-    event: UsageEvent
+    reservation: ReservationRecord
+    event: EventRecord | None
     report: QuotaReport
 
 
+@dataclass(frozen=True)
+class _Commit:
+    """The ledger operation behind `commit`."""
+
+    tz: ZoneInfo
+    reservation_uuid: str
+    tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
+    fingerprint: str
+
+    def user_id(self, raw: Raw) -> int | None:
+        return _owner(raw, self.reservation_uuid)
+
+    def apply(self, raw: Raw) -> Commit:
+        held = _open(raw, self.reservation_uuid)
+        if held.state == COMMITTED and held.commit_hash == self.fingerprint:
+            # A retried commit: the first result, with the usage as it is now.
+            standing = read_standing(raw, held.user_uuid, self.tz)
+            return Commit(held, event_by_id(raw, held.event_id), standing.report)
+        if held.state != ACTIVE:
+            raise ReservationClosed(f"Reservation is already {held.state}.")
+        standing = read_standing(raw, held.user_uuid, self.tz)
+        now = standing.report.now
+        event = record_event(raw, standing, self.tokens, enforced=True,
+                             input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+                             model=held.model)
+        raw.execute(_END, {"id": held.id, "state": COMMITTED, "ended_at": raw.instant(now),
+                           "event_id": event.id, "commit_hash": self.fingerprint})
+        still_held = held.tokens if held.expires_at > now else 0
+        ended = replace(held, state=COMMITTED, ended_at=now, event_id=event.id,
+                        commit_hash=self.fingerprint)
+        return Commit(ended, event, standing.report.plus(self.tokens, held=-still_held))
+
+
 def commit(
-    session: Session,
+    engine: Engine,
     tz: ZoneInfo,
     reservation_uuid: str,
     *,
@@ -107,26 +213,46 @@ def commit(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
 ) -> Commit:
-    """Record the reply's actual usage (any amount, also after expiry); end the hold."""
-    with write_transaction(session):
-        reservation, user = _lock_open(session, reservation_uuid)
+    """Record the reply's actual usage (any amount, also after expiry); end the hold.
+
+    Repeating the same commit returns the first result; a different one is a
+    ReservationClosed, as is committing a released hold.
+    """
+    fingerprint = request_hash(tokens=tokens, input_tokens=input_tokens,
+                               output_tokens=output_tokens)
+    return ledger_for(engine).run(_Commit(tz, reservation_uuid, tokens, input_tokens,
+                                          output_tokens, fingerprint))
+
+
+@dataclass(frozen=True)
+class _Release:
+    """The ledger operation behind `release`."""
+
+    reservation_uuid: str
+
+    def user_id(self, raw: Raw) -> int | None:
+        return _owner(raw, self.reservation_uuid)
+
+    def apply(self, raw: Raw) -> ReservationRecord:
+        held = _open(raw, self.reservation_uuid)
+        if held.state != ACTIVE:
+            raise ReservationClosed(f"Reservation is already {held.state}.")
         now = clock.now()
-        reservation.state, reservation.ended_at = COMMITTED, now
-        session.flush()  # the hold no longer counts in the report below
-        report = quota_report(session, user, tz, now)
-        event = record_event(
-            session, user, report, tokens, input_tokens=input_tokens,
-            output_tokens=output_tokens, model=reservation.model, enforced=True,
-            reservation_id=reservation.id,
-        )
-    return Commit(reservation, event, report.plus(tokens))
+        raw.execute(_END, {"id": held.id, "state": RELEASED, "ended_at": raw.instant(now),
+                           "event_id": None, "commit_hash": None})
+        return replace(held, state=RELEASED, ended_at=now)
 
 
-def release(session: Session, reservation_uuid: str) -> Reservation:
+def release(engine: Engine, reservation_uuid: str) -> ReservationRecord:
     """End a hold without recording usage."""
-    with write_transaction(session):
-        reservation, _user = _lock_open(session, reservation_uuid)
-        reservation.state, reservation.ended_at = RELEASED, clock.now()
+    return ledger_for(engine).run(_Release(reservation_uuid))
+
+
+def get_reservation(session: Session, reservation_uuid: str) -> Reservation:
+    """Return a reservation by uuid or raise ReservationNotFound."""
+    reservation = session.scalar(select(Reservation).where(Reservation.uuid == reservation_uuid))
+    if reservation is None:
+        raise ReservationNotFound()
     return reservation
 
 
@@ -144,7 +270,7 @@ def purge(session: Session, older_than: timedelta) -> int:
     return result.rowcount
 
 
-def list_active(session: Session, user: User, now: datetime | None = None) -> list[Reservation]:
+def list_active(session: Session, user, now: datetime | None = None) -> list[Reservation]:
     """Return the user's holds that still count, soonest expiry first."""
     return list(session.scalars(
         select(Reservation)

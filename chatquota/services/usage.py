@@ -2,7 +2,7 @@
 
 Reads only the per-day totals of the current month and week (at most 38
 rows) and the user's live reservations, so the cost does not depend on how
-much history is stored.
+much history is stored. One prepared statement, run without the ORM.
 """
 
 from dataclasses import dataclass
@@ -10,10 +10,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, bindparam, cast, func, select
-from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import Reservation, Setting, UsageDay, User
+from ..dialect import Raw, prepare
+from ..models import Quota, Reservation, Setting, UsageDay, User
 from ..periods import PERIODS, Window, format_instant, windows
 from .limits import UNLIMITED, effective_limit, remaining
 
@@ -57,55 +57,76 @@ class QuotaReport:
             out[f"{name}_system_default"] = p.system_default
         return out
 
-    def plus(self, tokens: int) -> "QuotaReport":
-        """Return the report after `tokens` more usage in every period."""
+    def plus(self, tokens: int, held: int = 0) -> "QuotaReport":
+        """Return the report after `tokens` more usage in every period and `held` more held."""
         periods = tuple(
             PeriodUsage(p.window, p.limit, p.system_default, p.usage + tokens)
             for p in self.periods
         )
-        return QuotaReport(periods, self.held, self.tz, self.now)
+        return QuotaReport(periods, self.held + held, self.tz, self.now)
 
 
-def _snapshot_statement():
-    """Build the one statement behind a report: defaults, usage per window, holds."""
+def _total(column, *where):
+    # The cast keeps PostgreSQL's SUM (numeric) an integer.
+    return select(cast(func.coalesce(func.sum(column), 0), BigInteger)).where(*where)
+
+
+def snapshot_columns(user_id) -> list:
+    """Return the report's columns for the user `user_id` (a bind or a column).
+
+    Defaults (3), usage per window (3), live holds (1). The windows' bounds
+    and `now` are binds: `<period>_start`, `<period>_end`, `now`.
+    """
     days, settings, holds = UsageDay.__table__.c, Setting.__table__.c, Reservation.__table__.c
-
-    def total(column, *where):
-        # The cast keeps PostgreSQL's SUM (numeric) an integer.
-        return select(cast(func.coalesce(func.sum(column), 0), BigInteger)).where(*where)
 
     def default(period):
         value = select(settings.value).where(settings.key == f"{period}_default")
         return func.coalesce(value.scalar_subquery(), UNLIMITED)
 
     def used(period):
-        return total(
-            days.tokens, days.user_id == bindparam("user_id"),
-            days.day >= bindparam(f"{period}_start"),
-            days.day < bindparam(f"{period}_end"),
-        ).scalar_subquery()
+        return _total(days.tokens, days.user_id == user_id,
+                      days.day >= bindparam(f"{period}_start"),
+                      days.day < bindparam(f"{period}_end")).scalar_subquery()
 
-    held = total(
-        holds.tokens, holds.user_id == bindparam("user_id"), holds.state == "active",
-        holds.expires_at > bindparam("now"),
-    ).scalar_subquery()
-    return select(*map(default, PERIODS), *map(used, PERIODS), held)
+    held = _total(holds.tokens, holds.user_id == user_id, holds.state == "active",
+                  holds.expires_at > bindparam("now")).scalar_subquery()
+    return [*map(default, PERIODS), *map(used, PERIODS), held]
 
 
-# Built once, run on every usage, check and consume: one round trip, no ORM.
-_SNAPSHOT = _snapshot_statement()
+_users, _quotas = User.__table__, Quota.__table__
+LIMIT_COLUMNS = tuple(f"{period}_limit" for period in PERIODS)
+# Built once, run on every usage and check: one round trip, no ORM.
+_REPORT = prepare(select(*snapshot_columns(bindparam("user_id"))))
+# The same for the write path, which knows only a uuid: the user's id,
+# whether it is active and its limits come first.
+STANDING = prepare(
+    select(_users.c.id, _users.c.is_active, *(_quotas.c[c] for c in LIMIT_COLUMNS),
+           *snapshot_columns(_users.c.id))
+    .select_from(_users.join(_quotas, _quotas.c.user_id == _users.c.id))
+    .where(_users.c.uuid == bindparam("uuid"))
+)
 
 
-def quota_report(session: Session, user: User, tz: ZoneInfo, now: datetime | None = None):
-    """Return the user's current quota report."""
-    now = now or clock.now()
+def window_params(raw: Raw, now: datetime, tz: ZoneInfo) -> tuple[tuple[Window, ...], dict]:
+    """Return the current windows and the binds the snapshot columns need."""
     wins = windows(now, tz)
-    params = {"user_id": user.id, "now": now}
+    params = {"now": raw.instant(now)}
     for w in wins:
-        params[f"{w.period}_start"], params[f"{w.period}_end"] = w.start, w.end
-    row = session.connection().execute(_SNAPSHOT, params).one()  # Core: skips ORM execution
-    periods = tuple(
-        PeriodUsage(w, getattr(user.quota, f"{w.period}_limit"), row[i], row[i + 3])
-        for i, w in enumerate(wins)
-    )
+        params[f"{w.period}_start"], params[f"{w.period}_end"] = raw.day(w.start), raw.day(w.end)
+    return wins, params
+
+
+def report_from(row, wins, limits, tz: ZoneInfo, now: datetime) -> QuotaReport:
+    """Build a report from the snapshot columns in `row` (defaults, usage, held)."""
+    periods = tuple(PeriodUsage(w, limits[i], row[i], row[i + 3]) for i, w in enumerate(wins))
     return QuotaReport(periods, row[6], tz, now)
+
+
+def quota_report(raw: Raw, user, tz: ZoneInfo, now: datetime | None = None) -> QuotaReport:
+    """Return the current quota report of `user` (anything with `id` and `quota` limits)."""
+    now = now or clock.now()
+    wins, params = window_params(raw, now, tz)
+    params["user_id"] = user.id
+    row = raw.one(_REPORT, params)
+    limits = [getattr(user.quota, c) for c in LIMIT_COLUMNS]
+    return report_from(row, wins, limits, tz, now)

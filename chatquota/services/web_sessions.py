@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..dialect import write_transaction
+from ..dialect import Raw, write_transaction
 from ..models import ApiToken, User, WebSession
 from .accounts import authenticate
 from .errors import InvalidValue
@@ -26,7 +26,8 @@ def _digest(cookie_value: str) -> str:
 
 def sign_in(session: Session, key: str, lifetime: timedelta) -> tuple[WebSession, str]:
     """Open a session for the owner of API key `key`; return it and the cookie value."""
-    caller = authenticate(session, key.strip())
+    with Raw.checkout(session.get_bind()) as raw:
+        caller = authenticate(raw, key.strip())
     if caller is None:
         raise InvalidValue("token", "This token is not valid, was revoked, "
                                     "or its user is inactive.")
