@@ -22,11 +22,12 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import bindparam, event, make_url
+from sqlalchemy import BindParameter, bindparam, event, literal_column, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.visitors import replacement_traverse
 
 _IMMEDIATE = "chatquota_immediate"
 _WRITER_LOCKS: "weakref.WeakKeyDictionary[Engine, str]" = weakref.WeakKeyDictionary()
@@ -153,25 +154,36 @@ def adding_upsert(model, columns: tuple, keys: tuple, add: tuple, dialect: str =
 
 @dataclass(frozen=True)
 class Prepared:
-    """A Core statement compiled once per backend; values are bound per call.
-
-    `constants` are the values of binds the statement carries itself (e.g. a
-    state name), merged under the caller's values at execution.
-    """
+    """A Core statement compiled once per backend; values are bound per call."""
 
     sqlite: str
     postgresql: str
-    constants: dict
+
+
+def _inline(element):
+    """Return a constant of the statement (e.g. a state name) as SQL text, else None.
+
+    Constants are written into the statement, not bound: SQLite uses a
+    partial index only for a literal it can see when it prepares the
+    statement, and re-prepares a statement whose plan depends on a bound value.
+    """
+    if not isinstance(element, BindParameter) or element.value is None:
+        return None
+    value = element.value
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"cannot inline the constant {value!r} of a prepared statement")
+    return literal_column(str(value) if isinstance(value, int)
+                          else "'" + value.replace("'", "''") + "'")
 
 
 def prepare(statement, postgresql_statement=None) -> Prepared:
     """Compile `statement` for SQLite and PostgreSQL (or `postgresql_statement` there)."""
-    lite = statement.compile(dialect=sqlite.dialect(paramstyle="named"))
-    pg = (postgresql_statement if postgresql_statement is not None else statement).compile(
-        dialect=psycopg.dialect())
-    constants = {name: value for name, value in {**lite.params, **pg.params}.items()
-                 if value is not None}
-    return Prepared(str(lite), str(pg), constants)
+    pg = postgresql_statement if postgresql_statement is not None else statement
+    return Prepared(
+        str(replacement_traverse(statement, {}, _inline).compile(
+            dialect=sqlite.dialect(paramstyle="named"))),
+        str(replacement_traverse(pg, {}, _inline).compile(dialect=psycopg.dialect())),
+    )
 
 
 class Raw:
@@ -192,9 +204,8 @@ class Raw:
 
     def execute(self, statement: Prepared, params: dict | None = None):
         """Run a prepared statement; return the DBAPI cursor."""
-        values = {**statement.constants, **params} if params else statement.constants
         sql = statement.postgresql if self.is_postgresql else statement.sqlite
-        return self.dbapi.execute(sql, values)
+        return self.dbapi.execute(sql, params or {})
 
     def one(self, statement: Prepared, params: dict | None = None):
         """Return the first row of a prepared statement, or None."""

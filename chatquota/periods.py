@@ -7,6 +7,7 @@ the first instant after it where a DST change skips midnight.
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,7 +61,12 @@ def bounds(period: str, today: date) -> tuple[date, date]:
 
 def windows(now: datetime, tz: ZoneInfo) -> tuple[Window, ...]:
     """Return the current daily, weekly and monthly windows at `now`."""
-    today = local_day(now, tz)
+    return _windows_of(local_day(now, tz), tz)
+
+
+@lru_cache(maxsize=64)
+def _windows_of(today: date, tz: ZoneInfo) -> tuple[Window, ...]:
+    # Every request needs them and they change once a day: computed once a day.
     result = []
     for period in PERIODS:
         start, end = bounds(period, today)
@@ -68,6 +74,7 @@ def windows(now: datetime, tz: ZoneInfo) -> tuple[Window, ...]:
     return tuple(result)
 
 
+@lru_cache(maxsize=256)
 def format_instant(instant: datetime, tz: ZoneInfo) -> str:
     """Format an instant in ISO 8601: `Z` in UTC, else the local numeric offset."""
     if tz.key in _UTC_KEYS:
