@@ -17,7 +17,7 @@ import weakref
 from contextlib import contextmanager, nullcontext
 from functools import cache
 
-from sqlalchemy import bindparam, event
+from sqlalchemy import bindparam, event, false, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -139,3 +139,28 @@ def _upsert_statement(dialect: str, model, columns: tuple, keys: tuple, add: tup
     stmt = _insert(dialect, model).values({col: bindparam(col) for col in columns})
     increments = {col: table.c[col] + stmt.excluded[col] for col in add}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=increments)
+
+
+def probe_write(session: Session, table) -> None:
+    """Make a write that changes nothing and roll it back; raise what a real write would raise.
+
+    SQLite: under the writer lock, BEGIN IMMEDIATE and rewrite the header's
+    `user_version` with its own value. BEGIN IMMEDIATE alone succeeds on a
+    read-only file; the first page written is what fails. Rolled back, the
+    page never reaches the disk, so this cannot notice a full disk (see
+    `services.health`). PostgreSQL: an UPDATE of no row of `table`, which a
+    read-only server (a standby, `default_transaction_read_only`) refuses all
+    the same.
+    """
+    session.commit()  # no SQL unless a transaction is open
+    with _writer_lock(session):
+        connection = session.connection(execution_options={_IMMEDIATE: True})
+        try:
+            if connection.dialect.name == "sqlite":
+                version = int(connection.exec_driver_sql("PRAGMA user_version").scalar())
+                connection.exec_driver_sql(f"PRAGMA user_version = {version}")
+            else:
+                connection.execute(update(table).where(false()).values(
+                    {column.name: column for column in table.primary_key}))
+        finally:
+            session.rollback()

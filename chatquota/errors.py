@@ -1,12 +1,14 @@
 """The one place errors become HTTP responses, in Django REST Framework's shape.
 
 Validation errors: 400 `{"field": ["message", ...]}` (`non_field_errors` for
-the body as a whole). Everything else: `{"detail": "message"}`.
+the body as a whole). Everything else: `{"detail": "message"}`. A database
+that refuses writes (read-only, disk full) is a 503 that says so, not a 500.
 """
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from marshmallow.schema import SCHEMA
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import BadRequest, HTTPException, ServiceUnavailable, UnsupportedMediaType
 
 from .services import errors as domain
 
@@ -78,6 +80,19 @@ def handle_domain_error(error: domain.DomainError):
     return error_response(status, {"detail": error.message})
 
 
+def handle_storage_error(error: Exception):
+    """Answer 503 saying why when the database refuses a write (read-only, full); else a 500.
+
+    Rendered like any HTTP error of the area that failed (JSON for the API,
+    the error page for the dashboard); the cause is logged once, here.
+    """
+    state = domain.storage_failure(error)
+    if state is None:
+        raise error  # not ours to explain: Flask logs it and answers 500
+    current_app.logger.error(domain.STORAGE_DETAILS[state], exc_info=error)
+    return current_app.handle_http_exception(ServiceUnavailable(domain.STORAGE_DETAILS[state]))
+
+
 def require_json_body():
     """Refuse, before any view runs, bodies that are not well-formed JSON.
 
@@ -99,3 +114,5 @@ def register(app) -> None:
     """Install the error handlers on the app."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(domain.DomainError, handle_domain_error)
+    app.register_error_handler(DBAPIError, handle_storage_error)
+    app.register_error_handler(OSError, handle_storage_error)  # the SQLite writer-lock file
