@@ -132,13 +132,20 @@ def test_writes_document_body_errors(doc):
             assert {"400", "413", "415"} <= set(operation["responses"]), (method, path)
 
 
+def test_every_operation_documents_an_unwritable_database(doc):
+    for path, method, operation in _operations(doc):
+        assert "503" in operation["responses"], (method, path)
+    health = doc["paths"]["/health/"]["get"]["responses"]["503"]
+    assert health["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Health"}
+
+
 def test_usage_keeps_the_seed_contract(doc):
     operation = doc["paths"]["/api/chat-quota/usage/"]["get"]
     assert operation["operationId"] == "chat_quota_usage_retrieve"
     [param] = operation["parameters"]
     assert param["name"] == "user_uuid" and param["in"] == "query" and not param["required"]
     assert param["schema"] == {"type": "string", "format": "uuid"}
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "404"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "503"}
     body = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/TokenQuotaUsageResponse"}
     fields = doc["components"]["schemas"]["TokenQuotaUsageResponse"]["properties"]
