@@ -187,6 +187,9 @@ def test_pages_send_security_headers(client, staff):
     sign_in(client, staff)
     response = client.get("/admin/")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
     script = client.get("/dashboard/static/countdown.js")
     assert script.status_code == 200

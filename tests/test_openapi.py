@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from chatquota.openapi import document
 
-META_ENDPOINTS = {"docs.schema", "docs.swagger_ui", "docs.swagger_ui_asset"}
+META_ENDPOINTS = {"docs.schema", "docs.swagger_ui", "docs.swagger_ui_asset", "docs.static"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -201,6 +201,35 @@ def test_swagger_ui_page_points_at_the_schema_and_local_assets(client):
         with client.get(source) as asset:
             assert asset.status_code == 200, source
             assert len(asset.data) > 100, source
+
+
+def test_swagger_ui_page_may_not_be_framed_or_sniffed(client):
+    response = client.get("/api/docs/")
+    policy = dict(d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"]
+                  .split(";"))
+    assert policy["frame-ancestors"] == "'none'" and response.headers["X-Frame-Options"] == "DENY"
+    assert policy["default-src"] == "'none'" and policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"  # the document and "Try it out"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in response.text and "<style>" not in response.text  # nothing inline
+
+
+@pytest.mark.parametrize("method, path, kwargs, status", [
+    ("get", "/health/", {}, 200),
+    ("get", "/api/schema/", {}, 200),
+    ("get", "/api/chat-quota/usage/", {}, 401),
+    ("get", "/api/chat-quota/usage/", {"staff": True}, 200),
+    ("post", "/api/chat-quota/set_quota/", {"staff": True, "json": {}}, 400),
+    ("post", "/api/chat-quota/set_quota/", {"staff": True, "data": "x" * 70000,
+                                            "content_type": "application/json"}, 413),
+    ("get", "/api/nope/", {}, 404),
+    ("delete", "/api/chat-quota/usage/", {"staff": True}, 405),
+])
+def test_every_api_response_says_nosniff(client, staff, method, path, kwargs, status):
+    headers = staff.headers if kwargs.pop("staff", False) else {}
+    response = getattr(client, method)(path, headers=headers, **kwargs)
+    assert response.status_code == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("name, mimetypes", [

@@ -10,19 +10,15 @@ from flask import Blueprint, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from ..schemas.fields import unstorable_fields
+from ..security import page_headers
 from ..services.errors import NotFound
 from . import present, websession
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/dashboard/static")
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+SECURITY_HEADERS = page_headers("default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self'; form-action 'self'; base-uri 'none'")
 
 
 @bp.before_request
