@@ -111,8 +111,8 @@ def read_streamed_body():
     ChunkMissingTerminator, ...): a 400, not a 500.
     """
     limit = request.max_content_length
-    if request.content_length is not None or limit is None:
-        return None
+    if "Transfer-Encoding" not in request.headers or request.content_length is not None:
+        return None  # no body, or one whose length Werkzeug checks against the limit
     try:
         too_large = len(request.get_data(cache=True)) == limit and request.input_stream.read(1)
     except HTTPException:

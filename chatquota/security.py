@@ -22,6 +22,7 @@ def page_headers(content_security_policy: str) -> dict:
 
 
 def _nosniff(response):
+    """Add `X-Content-Type-Options: nosniff` to a response."""
     response.headers.update(NOSNIFF)
     return response
 

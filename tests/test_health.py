@@ -66,6 +66,7 @@ def test_a_read_only_postgresql_is_503_for_health_and_writes(app, service, alice
 
 
 def _sqlite_error(code: int, message: str) -> OperationalError:
+    """Return SQLAlchemy's wrapping of a sqlite3 error with this (extended) result code."""
     error = sqlite3.OperationalError(message)
     error.sqlite_errorcode = code
     return OperationalError("INSERT ...", {}, error)

@@ -41,6 +41,7 @@ def server(postgresql, tmp_path_factory):
 
 
 def usage(server) -> int:
+    """Return the user's tokens today, read through the API."""
     response = requests.get(f"{server.url}/api/chat-quota/usage/?user_uuid={server.user_uuid}",
                             headers=server.headers, timeout=10)
     return response.json()["daily_usage"]
