@@ -12,7 +12,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def page_headers(content_security_policy: str) -> dict:
-    """Return the headers of an HTML page: its CSP, no framing, no sniffing, same-origin referrers."""
+    """Return an HTML page's headers: its CSP, no framing, no sniffing, same-origin referrers."""
     return {
         "Content-Security-Policy": content_security_policy + "; frame-ancestors 'none'",
         "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it

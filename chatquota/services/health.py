@@ -27,7 +27,7 @@ class DatabaseHealth:
 
 
 def database_health(session: Session) -> DatabaseHealth:
-    """Probe the database with a write that changes nothing, and the space left beside a SQLite file."""
+    """Probe the database with a write that changes nothing, and the space beside a SQLite file."""
     try:
         probe_write(session, Setting.__table__)
     except (SQLAlchemyError, OSError) as error:  # OSError: the SQLite writer-lock file
