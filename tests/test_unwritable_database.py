@@ -72,7 +72,7 @@ def read_only_file(folder: Path):
 
 
 def read_only_folder(folder: Path):
-    """Make the directory read-only (no -wal, -shm or lock file can appear); the file stays writable."""
+    """Make the directory read-only: no -wal, -shm or lock file can appear; the file is writable."""
     for path in folder.iterdir():
         path.chmod(0o666)
     folder.chmod(0o555)
