@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import api, cli, config, dashboard, docs, errors, openapi
+from . import api, cli, config, dashboard, docs, errors, openapi, security
 from .dialect import configure_engine, engine_options
 from .extensions import db, migrate, release_connection
 
@@ -30,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.register(smorest)
     app.register_blueprint(docs.bp)
     errors.register(app)
+    security.init_app(app)
     cli.init_app(app)
     dashboard.register(app)
     return app

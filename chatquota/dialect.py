@@ -22,10 +22,11 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BindParameter, bindparam, event, literal_column, make_url
+from sqlalchemy import BindParameter, bindparam, event, false, literal_column, make_url, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import replacement_traverse
 
@@ -195,17 +196,29 @@ class Raw:
     back to the pool, a rollback.
     """
 
-    __slots__ = ("_pooled", "dbapi", "is_postgresql")
+    __slots__ = ("_pooled", "dbapi", "is_postgresql", "_driver_error")
 
     def __init__(self, engine: Engine):
-        self._pooled = engine.raw_connection()
+        self._driver_error = engine.dialect.loaded_dbapi.Error
+        try:
+            self._pooled = engine.raw_connection()
+        except self._driver_error as error:  # e.g. opening a read-only database
+            raise DBAPIError.instance(None, None, error, self._driver_error) from error
         self.dbapi = self._pooled.driver_connection
         self.is_postgresql = engine.dialect.name == "postgresql"
 
     def execute(self, statement: Prepared, params: dict | None = None):
         """Run a prepared statement; return the DBAPI cursor."""
         sql = statement.postgresql if self.is_postgresql else statement.sqlite
-        return self.dbapi.execute(sql, params or {})
+        return self._run(sql, params or {})
+
+    def _run(self, sql: str, params: dict = {}):  # noqa: B006 (never mutated)
+        # Driver errors become SQLAlchemy's, as everywhere else in the app, so
+        # one handler maps e.g. a full disk to its answer.
+        try:
+            return self.dbapi.execute(sql, params)
+        except self._driver_error as error:
+            raise DBAPIError.instance(sql, params, error, self._driver_error) from error
 
     def one(self, statement: Prepared, params: dict | None = None):
         """Return the first row of a prepared statement, or None."""
@@ -230,10 +243,17 @@ class Raw:
     def begin_write(self) -> None:
         """Start a write transaction (SQLite: take the database's write lock now)."""
         if not self.is_postgresql:
-            self.dbapi.execute("BEGIN IMMEDIATE")
+            self._run("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
-        self.dbapi.commit() if self.is_postgresql else self.dbapi.execute("COMMIT")
+        """Commit the transaction (raising SQLAlchemy's error if the driver refuses)."""
+        if not self.is_postgresql:
+            self._run("COMMIT")
+            return
+        try:
+            self.dbapi.commit()
+        except self._driver_error as error:
+            raise DBAPIError.instance("COMMIT", None, error, self._driver_error) from error
 
     def rollback(self) -> None:
         if self.is_postgresql:
@@ -261,3 +281,27 @@ def lock_for_update(raw: Raw, statement: Prepared, ids: list[int]) -> None:
     if raw.is_postgresql and ids:
         raw.execute(statement, {"ids": sorted(ids)}).fetchall()
 
+
+def probe_write(session: Session, table) -> None:
+    """Make a write that changes nothing and roll it back; raise what a real write would raise.
+
+    SQLite: under the writer lock, BEGIN IMMEDIATE and rewrite the header's
+    `user_version` with its own value. BEGIN IMMEDIATE alone succeeds on a
+    read-only file; the first page written is what fails. Rolled back, the
+    page never reaches the disk, so this cannot notice a full disk (see
+    `services.health`). PostgreSQL: an UPDATE of no row of `table`, which a
+    read-only server (a standby, `default_transaction_read_only`) refuses all
+    the same.
+    """
+    session.commit()  # no SQL unless a transaction is open
+    with writer_lock(session.get_bind()):
+        connection = session.connection(execution_options={_IMMEDIATE: True})
+        try:
+            if connection.dialect.name == "sqlite":
+                version = int(connection.exec_driver_sql("PRAGMA user_version").scalar())
+                connection.exec_driver_sql(f"PRAGMA user_version = {version}")
+            else:
+                connection.execute(update(table).where(false()).values(
+                    {column.name: column for column in table.primary_key}))
+        finally:
+            session.rollback()

@@ -1,8 +1,9 @@
 """The meta routes: the OpenAPI document at /api/schema/ and Swagger UI at /api/docs/.
 
 Swagger UI's files come from the `swagger-ui-bundle` package and are served
-by the app itself, so the page works on a machine without internet. These
-routes need no token and are not part of the document they serve.
+by the app itself, so the page works on a machine without internet; the page
+gets a CSP that allows nothing else, and may not be framed. These routes need
+no token and are not part of the document they serve.
 """
 
 import json
@@ -13,6 +14,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from .errors import error_response
 from .openapi import document
+from .security import page_headers
 
 ASSETS = frozenset({
     "swagger-ui-bundle.js",
@@ -27,7 +29,14 @@ FORMATS = {
     "yaml": ("application/yaml", lambda doc: yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)),
 }
 
-bp = Blueprint("docs", __name__, url_prefix="/api")
+bp = Blueprint("docs", __name__, url_prefix="/api", static_folder="static/docs",
+               static_url_path="/docs/static")
+
+# Swagger UI loads everything from this host: its files, the document, and
+# the calls "Try it out" makes. Its CSS draws icons from data: URIs.
+PAGE_HEADERS = page_headers(
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'")
 
 
 def render(doc: dict, fmt: str) -> str:
@@ -47,7 +56,7 @@ def schema():
 @bp.get("/docs/")
 def swagger_ui():
     """Show Swagger UI for the document."""
-    return render_template("swagger_ui.html")
+    return render_template("swagger_ui.html"), PAGE_HEADERS
 
 
 @bp.get("/docs/<name>")

@@ -1,12 +1,20 @@
 """The one place errors become HTTP responses, in Django REST Framework's shape.
 
 Validation errors: 400 `{"field": ["message", ...]}` (`non_field_errors` for
-the body as a whole). Everything else: `{"detail": "message"}`.
+the body as a whole). Everything else: `{"detail": "message"}`. A database
+that refuses writes (read-only, disk full) is a 503 that says so, not a 500.
 """
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from marshmallow.schema import SCHEMA
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 
 from .services import errors as domain
 
@@ -21,6 +29,7 @@ DETAILS = {
     415: "Unsupported media type; send application/json.",
     500: "A server error occurred.",
 }
+MALFORMED_BODY = "Malformed request body: its chunked framing is broken."
 
 
 def error_response(status: int, body: dict, headers: dict | None = None):
@@ -78,11 +87,49 @@ def handle_domain_error(error: domain.DomainError):
     return error_response(status, {"detail": error.message})
 
 
+def handle_storage_error(error: Exception):
+    """Answer 503 saying why when the database refuses a write (read-only, full); else a 500.
+
+    Rendered like any HTTP error of the area that failed (JSON for the API,
+    the error page for the dashboard); the cause is logged once, here.
+    """
+    state = domain.storage_failure(error)
+    if state is None:
+        raise error  # not ours to explain: Flask logs it and answers 500
+    current_app.logger.error(domain.STORAGE_DETAILS[state], exc_info=error)
+    return current_app.handle_http_exception(ServiceUnavailable(domain.STORAGE_DETAILS[state]))
+
+
+def read_streamed_body():
+    """Read a body sent without Content-Length (chunked) before anything else does.
+
+    Werkzeug stops reading such a body at MAX_CONTENT_LENGTH and hands over
+    what it read as if that were all of it, so one byte more is read from
+    the server's stream to tell a body of exactly the limit from a longer
+    one (413). Broken chunk framing surfaces while reading, as whatever
+    exception the WSGI server raises (gunicorn: InvalidChunkSize,
+    ChunkMissingTerminator, ...): a 400, not a 500.
+    """
+    limit = request.max_content_length
+    if "Transfer-Encoding" not in request.headers or request.content_length is not None:
+        return None  # no body, or one whose length Werkzeug checks against the limit
+    try:
+        too_large = len(request.get_data(cache=True)) == limit and request.input_stream.read(1)
+    except HTTPException:
+        raise
+    except Exception as error:  # the server's own types; nothing else runs in this block
+        current_app.logger.info("Refused a request body: %r", error)
+        return error_response(400, {"detail": MALFORMED_BODY})
+    if too_large:
+        raise RequestEntityTooLarge()
+    return None
+
+
 def require_json_body():
     """Refuse, before any view runs, bodies that are not well-formed JSON.
 
     The body is read whole, so chunked uploads (no Content-Length) are checked
-    too; MAX_CONTENT_LENGTH still applies while reading (413).
+    too (`read_streamed_body` has read those already, within the limit).
     """
     if request.method not in ("POST", "PUT", "PATCH") or not request.get_data(cache=True):
         return None
@@ -96,6 +143,9 @@ def require_json_body():
 
 
 def register(app) -> None:
-    """Install the error handlers on the app."""
+    """Install the error handlers, and the check of bodies sent without Content-Length."""
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(domain.DomainError, handle_domain_error)
+    app.register_error_handler(DBAPIError, handle_storage_error)
+    app.register_error_handler(OSError, handle_storage_error)  # the SQLite writer-lock file
+    app.before_request(read_streamed_body)

@@ -67,6 +67,9 @@ ERRORS = {
     415: ("UnsupportedMediaType", _error("The body is not `application/json`.", _ref("schemas", "Error"))),
     429: ("TooManyRequests", _error("Not admitted; nothing was recorded.",
                                     _ref("schemas", "Refusal"), RETRY_AFTER)),
+    503: ("ServiceUnavailable", _error(
+        "The database cannot be written (read-only, disk full) or opened; nothing was changed.",
+        _ref("schemas", "Error"))),
 }
 
 VALIDATION_ERROR = {
@@ -176,7 +179,7 @@ def _fill_error_body(response: dict, status: int) -> None:
 def _error_statuses(doc: dict, path: dict, method: str, public: bool) -> set[int]:
     """Return the error statuses this operation can answer, from what it takes."""
     inputs = _input_names(doc, path, method)
-    statuses = set()
+    statuses = {503}  # any operation may meet a database that cannot be written or opened
     if inputs or method in WRITE_METHODS:
         statuses.add(400)
     if method in WRITE_METHODS:

@@ -1,11 +1,15 @@
 """End to end: headless Chromium drives the dashboard and Swagger UI on a real gunicorn.
 
+Also: the dashboard's pages fit a 390-pixel phone screen, and Swagger UI
+works under its Content-Security-Policy.
+
 Uses Debian's `chromium` (never a downloaded browser) through Playwright's
 Python package. Set CHATQUOTA_SCREENSHOT=docs/screenshot-users.png to also
 save the users page the test sees.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -136,6 +140,9 @@ def test_swagger_ui_works_offline_with_a_token(tmp_path, monkeypatch, browser):
         page.on("request", lambda r: None if r.url.startswith(server.url)
                 else elsewhere.append(r.url))
 
+        errors = []  # a CSP violation is a console error
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
         page.goto(server.url + "/api/docs/")
         page.wait_for_selector(".opblock")
         assert page.locator(".opblock").count() >= 20  # every operation is listed
@@ -152,3 +159,35 @@ def test_swagger_ui_works_offline_with_a_token(tmp_path, monkeypatch, browser):
         assert status.inner_text().strip() == "200"
         assert '"daily_limit"' in page.locator(".live-responses-table .microlight").first.inner_text()
         assert elsewhere == []  # no CDN: every asset comes from chatquota itself
+        assert errors == []
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
+    url = f"sqlite:///{tmp_path / 'phone.sqlite3'}"
+    key, uuids = seed(url, monkeypatch)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"})
+    with app.app_context():  # a long name, and a boolean change for the audit log
+        accounts.create_user(db.session, None, "a-rather-long-username-of-the-north-east-region-team")
+        accounts.update_user(db.session, None, uuids["bob"], {"is_active": False})
+        db.engine.dispose()
+    with LiveServer(url, workers=1) as server:
+        page = browser.new_page(viewport=PHONE)
+        page.goto(server.url + "/sign-in/")
+        widths = {"/sign-in/": page.evaluate("document.documentElement.scrollWidth")}
+        page.fill("#token", key)
+        page.click("form button[type=submit]")
+        page.wait_for_url(server.url + "/admin/")
+        for path in ("/admin/", f"/admin/users/{uuids['carol']}/", "/admin/audit/?page_size=50",
+                     "/admin/defaults/", "/me/"):
+            page.goto(server.url + path)
+            widths[path] = page.evaluate("document.documentElement.scrollWidth")
+        assert all(width <= PHONE["width"] for width in widths.values()), widths
+
+        page.goto(server.url + "/admin/audit/")
+        change = page.locator("table.audit tr", has=page.locator("td[data-label=Field]",
+                                                                 has_text=re.compile("^is_active$")))
+        assert change.locator("td[data-label=From]").inner_text() == "true"
+        assert change.locator("td[data-label=To]").inner_text() == "false"

@@ -182,6 +182,46 @@ def test_deactivating_the_user_ends_the_session(app, client, staff):
     assert client.get("/me/").status_code == 302
 
 
+def test_deactivation_ends_sessions_for_good(app, client, staff, alice):
+    sign_in(client, alice)
+    other = app.test_client()
+    sign_in(other, staff)
+    assert client.get("/me/").status_code == 200 and session_count(app) == 2
+    response = other.patch(f"/api/users/{alice.uuid}/", json={"is_active": False},
+                           headers=staff.headers)
+    assert response.status_code == 200
+    assert session_count(app) == 1  # the staff user's own session stays
+    assert other.patch(f"/api/users/{alice.uuid}/", json={"is_active": True},
+                       headers=staff.headers).status_code == 200
+    assert client.get("/me/").headers["Location"].startswith("/sign-in/")
+
+
+def test_a_failed_deactivation_keeps_the_sessions(app, client, staff):
+    sign_in(client, staff)
+    response = client.patch(f"/api/users/{staff.uuid}/", json={"is_active": False},
+                            headers=staff.headers)
+    assert response.status_code == 409  # the last active staff user
+    assert session_count(app) == 1 and client.get("/me/").status_code == 200
+
+
+def test_reactivation_drops_sessions_left_from_before(app, client, staff, alice):
+    sign_in(client, alice)
+    with app.app_context():  # deactivated the old way: sessions stayed behind
+        user = accounts.get_user(db.session, alice.uuid)
+        user.is_active = False
+        db.session.commit()
+        accounts.update_user(db.session, None, alice.uuid, {"is_active": True})
+    assert session_count(app) == 0
+    assert client.get("/me/").status_code == 302
+
+
+def test_other_changes_keep_the_sessions(app, client, staff, alice):
+    sign_in(client, alice)
+    with app.app_context():
+        accounts.update_user(db.session, None, alice.uuid, {"is_active": True, "is_support": True})
+    assert session_count(app) == 1 and client.get("/me/").status_code == 200
+
+
 def test_session_expires(app, client, staff, fixed_clock):
     sign_in(client, staff)
     assert client.get("/me/").status_code == 200

@@ -129,6 +129,14 @@ def test_setting_limits_saves_all_three_and_audits(app, client, staff, alice):
     assert "daily_limit" in audit and "10,000" in audit and "weekly_limit" in audit
 
 
+def test_audit_shows_booleans_as_true_and_false(app, client, staff, alice):
+    client.patch(f"/api/users/{alice.uuid}/", json={"is_active": False}, headers=staff.headers)
+    sign_in(client, staff)
+    audit = client.get("/admin/audit/").get_data(as_text=True)
+    assert ('<td data-label="Field">is_active</td><td data-label="From">true</td>'
+            '<td data-label="To">false</td>') in audit
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("daily_value", "abc", "A valid integer is required."),
     ("daily_value", "", "Enter a number of tokens."),
@@ -187,6 +195,9 @@ def test_pages_send_security_headers(client, staff):
     sign_in(client, staff)
     response = client.get("/admin/")
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
     script = client.get("/dashboard/static/countdown.js")
     assert script.status_code == 200

@@ -6,7 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from chatquota.services.history import bound
+from chatquota.extensions import db
+from chatquota.models import UsageDay
+from chatquota.services.history import MAX_TOTAL, bound
+
+from .dashboard_helpers import sign_in
 from .usage_helpers import spend
 
 EVENTS = "/api/chat-quota/events/"
@@ -179,3 +183,36 @@ def test_history_bad_days_is_400(client, alice, days):
 def test_history_allows_366_days(client, usage, alice):
     body = client.get(HISTORY, query_string={"days": 366}, headers=alice.headers).json
     assert len(body["days"]) == 366 and body["start"] == "2025-11-30"
+
+
+@pytest.fixture
+def huge(app, fixed_clock, make_account):
+    """Five users whose day totals sum past 2**63 today and to just below 2**53 two days ago.
+
+    Written as day totals directly: no limit lets one event be that large.
+    """
+    users = [make_account(f"big{i}") for i in range(5)]
+    with app.app_context():
+        db.session.add_all(UsageDay(user_id=u.user.id, day=date(2026, 11, 30), tokens=2**62)
+                           for u in users)
+        db.session.add_all([UsageDay(user_id=users[0].user.id, day=date(2026, 11, 28),
+                                     tokens=2**52 + 1),
+                            UsageDay(user_id=users[1].user.id, day=date(2026, 11, 28),
+                                     tokens=2**52 - 3)])
+        db.session.commit()
+    return users
+
+
+def test_deployment_wide_totals_saturate_instead_of_overflowing(client, staff, huge):
+    response = client.get(f"{HISTORY}?days=3", headers=staff.headers)
+    assert response.status_code == 200
+    assert [d["tokens"] for d in response.json["days"]] == [2**53 - 2, 0, MAX_TOTAL]
+    assert response.json["total"] == MAX_TOTAL == 2**53 - 1
+    own = client.get(f"{HISTORY}?days=1&user_uuid={huge[0].uuid}", headers=staff.headers)
+    assert own.json["days"] == [{"date": "2026-11-30", "tokens": MAX_TOTAL}]
+
+
+def test_the_dashboard_chart_saturates_too(client, staff, huge):
+    sign_in(client, staff)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert f"{MAX_TOTAL:,} tokens in 30 days" in page

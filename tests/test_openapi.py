@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from chatquota.openapi import document
 
-META_ENDPOINTS = {"docs.schema", "docs.swagger_ui", "docs.swagger_ui_asset"}
+META_ENDPOINTS = {"docs.schema", "docs.swagger_ui", "docs.swagger_ui_asset", "docs.static"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 
 
@@ -132,13 +132,20 @@ def test_writes_document_body_errors(doc):
             assert {"400", "413", "415"} <= set(operation["responses"]), (method, path)
 
 
+def test_every_operation_documents_an_unwritable_database(doc):
+    for path, method, operation in _operations(doc):
+        assert "503" in operation["responses"], (method, path)
+    health = doc["paths"]["/health/"]["get"]["responses"]["503"]
+    assert health["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Health"}
+
+
 def test_usage_keeps_the_seed_contract(doc):
     operation = doc["paths"]["/api/chat-quota/usage/"]["get"]
     assert operation["operationId"] == "chat_quota_usage_retrieve"
     [param] = operation["parameters"]
     assert param["name"] == "user_uuid" and param["in"] == "query" and not param["required"]
     assert param["schema"] == {"type": "string", "format": "uuid"}
-    assert set(operation["responses"]) == {"200", "400", "401", "403", "404"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "503"}
     body = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/TokenQuotaUsageResponse"}
     fields = doc["components"]["schemas"]["TokenQuotaUsageResponse"]["properties"]
@@ -194,6 +201,35 @@ def test_swagger_ui_page_points_at_the_schema_and_local_assets(client):
         with client.get(source) as asset:
             assert asset.status_code == 200, source
             assert len(asset.data) > 100, source
+
+
+def test_swagger_ui_page_may_not_be_framed_or_sniffed(client):
+    response = client.get("/api/docs/")
+    policy = dict(d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"]
+                  .split(";"))
+    assert policy["frame-ancestors"] == "'none'" and response.headers["X-Frame-Options"] == "DENY"
+    assert policy["default-src"] == "'none'" and policy["script-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"  # the document and "Try it out"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in response.text and "<style>" not in response.text  # nothing inline
+
+
+@pytest.mark.parametrize("method, path, kwargs, status", [
+    ("get", "/health/", {}, 200),
+    ("get", "/api/schema/", {}, 200),
+    ("get", "/api/chat-quota/usage/", {}, 401),
+    ("get", "/api/chat-quota/usage/", {"staff": True}, 200),
+    ("post", "/api/chat-quota/set_quota/", {"staff": True, "json": {}}, 400),
+    ("post", "/api/chat-quota/set_quota/", {"staff": True, "data": "x" * 70000,
+                                            "content_type": "application/json"}, 413),
+    ("get", "/api/nope/", {}, 404),
+    ("delete", "/api/chat-quota/usage/", {"staff": True}, 405),
+])
+def test_every_api_response_says_nosniff(client, staff, method, path, kwargs, status):
+    headers = staff.headers if kwargs.pop("staff", False) else {}
+    response = getattr(client, method)(path, headers=headers, **kwargs)
+    assert response.status_code == status
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 @pytest.mark.parametrize("name, mimetypes", [

@@ -1,11 +1,13 @@
 """The two Waldur-compatible endpoints: fields, semantics, validation (SPEC §2, §6)."""
 
 import json
+import re
 
 import pytest
 
 from chatquota.extensions import db
 from chatquota.models import AuditEntry, Quota
+from chatquota.schemas.fields import unstorable
 from chatquota.services import limits
 
 USAGE = "/api/chat-quota/usage/"
@@ -190,6 +192,46 @@ def test_nul_characters_are_refused_naming_the_field(client, staff, method, path
     response = getattr(client, method)(path, headers=staff.headers, **kwargs)
     assert response.status_code == 400
     assert response.json == {field: ["Null characters are not allowed."]}
+
+
+# JSON's "\ud800" decodes to a lone surrogate, which no UTF-8 database can store.
+# (Query strings and forms cannot carry one: Werkzeug decodes them as UTF-8.)
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/users/", {"username": "eve\ud800"}, "username"),
+    ("/api/users/{staff}/tokens/", {"name": "\udfff backend"}, "name"),
+    ("/api/chat-quota/consume/", {"user_uuid": "{staff}", "tokens": 1, "model": "gpt\ud83d"},
+     "model"),
+    ("/api/chat-quota/consume/", {"user_uuid": "{staff}", "tokens": 1,
+                                  "idempotency_key": "k\ud800"}, "idempotency_key"),
+    ("/api/chat-quota/reservations/", {"user_uuid": "{staff}", "tokens": 1,
+                                       "model": "\ud800"}, "model"),
+    ("/api/chat-quota/set_quota/", {"user_uuid": "{staff}", "\ud800": 1}, "\ud800"),
+])
+def test_lone_surrogates_are_refused_naming_the_field(app, client, staff, path, body, field):
+    body = {k: v.replace("{staff}", staff.uuid) if isinstance(v, str) else v
+            for k, v in body.items()}
+    before = client.get("/api/chat-quota/audit/", headers=staff.headers).headers["X-Result-Count"]
+    response = client.post(path.replace("{staff}", staff.uuid), json=body, headers=staff.headers)
+    assert response.status_code == 400
+    [message] = response.json[field]
+    assert re.fullmatch(r"Surrogate characters are not allowed: U\+D[89A-F][0-9A-F]{2}\.", message)
+    after = client.get("/api/chat-quota/audit/", headers=staff.headers).headers["X-Result-Count"]
+    assert after == before
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"a": [1, {"b": "x\x00"}]}, "Null characters are not allowed."),
+    ([{"\udc80": 1}], "Surrogate characters are not allowed: U+DC80."),
+    (("ok", "caf\u00e9", 5, None), None),
+])
+def test_unstorable_looks_into_nested_keys_and_values(value, message):
+    assert unstorable(value) == message
+
+
+def test_characters_beyond_the_basic_plane_are_stored(client, staff):
+    response = client.post("/api/users/", json={"username": "emoji \ud83d\ude00"},
+                           headers=staff.headers)
+    assert response.status_code == 201 and response.json["username"] == "emoji \U0001f600"
 
 
 def test_nul_in_a_json_array_body_is_a_non_field_error(client, staff):

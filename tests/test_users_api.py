@@ -172,6 +172,7 @@ def test_issue_list_and_revoke_tokens(app, client, staff, support, bob):
     new = response.json
     assert set(new) == {"uuid", "prefix", "name", "created_at", "revoked_at", "key"}
     assert new["key"].startswith(new["prefix"]) and new["revoked_at"] is None
+    assert response.headers["Cache-Control"] == "no-store"  # no cache keeps the key
     key_headers = {"Authorization": f"Token {new['key']}"}
     assert client.get(f"{USERS}me/", headers=key_headers).json["uuid"] == bob.uuid
 

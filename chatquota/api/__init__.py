@@ -11,7 +11,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from ..auth import authenticate
 from ..errors import require_json_body
-from ..schemas.fields import NUL_MESSAGE, Uuid, has_nul
+from ..schemas.fields import Uuid, unstorable_fields
 from .pagination import WaldurPaginationMixin
 
 
@@ -27,11 +27,11 @@ class _Parser(FlaskParser):
         return req.get_json()
 
     def pre_load(self, location_data, *, schema, req, location):
-        """Refuse NUL characters in any query or body field, naming the field."""
+        """Refuse NUL and lone surrogate characters in any query or body field, naming the field."""
         items = req.args.items(multi=True) if location == "query" else (
             location_data.items() if isinstance(location_data, dict)
             else [(SCHEMA, location_data)])
-        bad = {key: [NUL_MESSAGE] for key, value in items if has_nul(key) or has_nul(value)}
+        bad = unstorable_fields(items)
         if bad:
             raise ValidationError(bad)
         return location_data

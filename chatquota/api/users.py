@@ -13,6 +13,7 @@ from ..schemas.administration import (
 )
 from ..auth import READERS, current_user, require
 from ..extensions import db
+from ..security import NO_STORE
 from ..services import accounts
 from . import Blueprint, path_uuid
 
@@ -88,11 +89,12 @@ def list_tokens(user_uuid, pagination_parameters):
 @blp.route("/<user_uuid>/tokens/", methods=["POST"])
 @require("is_staff")
 @blp.arguments(TokenCreateSchema)
-@blp.response(201, NewTokenSchema)
+@blp.response(201, NewTokenSchema, headers={"Cache-Control": {
+    "description": "`no-store`: no cache keeps the key.", "schema": {"type": "string"}}})
 def issue_token(args, user_uuid):
     """Issue a token for a user; the key is in this response and never again."""
     token, key = accounts.issue_token(db.session, current_user(), _user(user_uuid), args["name"])
-    return {**{name: getattr(token, name) for name in TokenSchema().fields}, "key": key}
+    return {**{name: getattr(token, name) for name in TokenSchema().fields}, "key": key}, NO_STORE
 
 
 @blp.route("/<user_uuid>/tokens/<token_uuid>/", methods=["GET"])

@@ -4,31 +4,30 @@
 `/me/` shows any signed-in user their own. Sign-in is by pasting an API token.
 """
 
+from itertools import chain
+
 from flask import Blueprint, abort, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..schemas.fields import NUL_MESSAGE, has_nul
+from ..schemas.fields import unstorable_fields
+from ..security import page_headers
 from ..services.errors import NotFound
 from . import present, websession
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/dashboard/static")
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
-                               "img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+SECURITY_HEADERS = page_headers("default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self'; form-action 'self'; base-uri 'none'")
 
 
 @bp.before_request
 def _before():
     if request.endpoint == "dashboard.static":
         return  # assets need no session lookup
-    if has_nul(request.args.to_dict(flat=False)) or has_nul(request.form.to_dict(flat=False)):
-        abort(400, description=NUL_MESSAGE)
+    bad = unstorable_fields(chain(request.args.items(multi=True), request.form.items(multi=True)))
+    if bad:
+        abort(400, description=" ".join(f"{name}: {messages[0]}" for name, messages in bad.items()))
     websession.load_session()
     websession.check_csrf()
 

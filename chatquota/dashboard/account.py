@@ -49,4 +49,4 @@ def me():
     report = quota_report(connection(), g.user, tz)
     past = history.daily_history(db.session, tz, 30, user=g.user)
     return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
-                           chart=present.chart(past.days))
+                           chart=present.chart(past))

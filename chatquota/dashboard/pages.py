@@ -52,7 +52,7 @@ def users():
     return render_template(
         "dashboard/users.html", rows=rows, total=found.total, page=page, page_size=size,
         pages=max(1, -(-found.total // size)), search=search, ordering=ordering,
-        chart=present.chart(past.days),
+        chart=present.chart(past),
     )
 
 
@@ -71,7 +71,7 @@ def _render_user(user, form: forms.LimitsForm, status: int = 200, saved: bool = 
     page = render_template(
         "dashboard/user.html", subject=user, bars=present.bars(report), held=report.held,
         defaults={p.window.period: p.system_default for p in report.periods}, form=form,
-        chart=present.chart(past.days), events=events.items, events_total=events.total,
+        chart=present.chart(past), events=events.items, events_total=events.total,
         reservations=list_active(db.session, user, report.now), saved=saved,
     )
     return page, status

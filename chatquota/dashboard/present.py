@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from ..services.history import History
 from ..services.limits import UNLIMITED
 from ..services.usage import PeriodUsage
 
@@ -98,8 +99,9 @@ class Chart:
     columns: list[Column]
 
 
-def chart(days: list[tuple[date, int]], width: int = 960, height: int = 180) -> Chart:
+def chart(history: History, width: int = 960, height: int = 180) -> Chart:
     """Lay out tokens per day as bars: peak at the top, a date label every 7 days."""
+    days = history.days
     top, bottom, left = 18, 24, 28  # room for the peak and the edge labels
     plot = height - top - bottom
     peak = max((t for _d, t in days), default=0)
@@ -110,8 +112,7 @@ def chart(days: list[tuple[date, int]], width: int = 960, height: int = 180) -> 
         label = day.strftime("%b %d") if (len(days) - 1 - i) % 7 == 0 else None
         columns.append(Column(round(left + i * step + step * 0.1, 2),
                               round(top + plot - h, 2), round(h, 2), day, count, label))
-    return Chart(width, height, top, bottom, round(step * 0.8, 2), peak,
-                 sum(t for _d, t in days), columns)
+    return Chart(width, height, top, bottom, round(step * 0.8, 2), peak, history.total, columns)
 
 
 def local_time(instant: datetime | None, tz: ZoneInfo) -> str:

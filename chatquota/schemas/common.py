@@ -10,5 +10,8 @@ class ErrorSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String()
-    database = fields.String()
+    """`{"status": "ok", "database": "ok"}`, or what is wrong with the database and why."""
+
+    status = fields.String(metadata={"description": '"ok" or "error".'})
+    database = fields.String(metadata={"description": '"ok", "unreachable", "read-only" or "full".'})
+    detail = fields.String(metadata={"description": "Why the database is not ok (only then)."})

@@ -1,4 +1,4 @@
-"""Field types shared by every schema: integers, booleans, UUIDs, strings without NUL."""
+"""Field types shared by every schema: integers, booleans, UUIDs; strings a database can store."""
 
 import re
 import uuid as uuidlib
@@ -90,21 +90,38 @@ class Uuid(fields.UUID):
 
 
 NUL_MESSAGE = "Null characters are not allowed."
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def has_nul(value) -> bool:
-    """Tell whether a string, or any key or value nested in `value`, holds a NUL.
+def unstorable(value) -> str | None:
+    """Return why a string, or any key or value nested in `value`, cannot be stored; else None.
 
-    PostgreSQL text cannot store NUL, so such input is refused (as DRF does)
-    before it reaches a query on either backend.
+    PostgreSQL text cannot hold NUL, and no UTF-8 database can hold a lone
+    UTF-16 surrogate (JSON's "\\ud800" decodes to one: a 500 when the driver
+    encodes it), so such input is refused with DRF's messages before it
+    reaches a query on either backend.
     """
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return NUL_MESSAGE
+        surrogate = None if value.isascii() else _SURROGATE.search(value)
+        return None if surrogate is None else (
+            f"Surrogate characters are not allowed: U+{ord(surrogate.group()):X}.")
     if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        value = [item for pair in value.items() for item in pair]
     if isinstance(value, (list, tuple)):
-        return any(has_nul(v) for v in value)
-    return False
+        return next(filter(None, map(unstorable, value)), None)
+    return None
+
+
+def unstorable_fields(items) -> dict[str, list[str]]:
+    """Return `{name: [message]}` for the (name, value) pairs that cannot be stored."""
+    bad = {}
+    for name, value in items:
+        message = unstorable(name) or unstorable(value)
+        if message:
+            bad.setdefault(name, [message])
+    return bad
 
 
 class StrictSchema(Schema):

@@ -7,13 +7,13 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import clock
 from ..dialect import Raw, lock_rows, prepare, write_transaction
-from ..models import ApiToken, Quota, User
+from ..models import ApiToken, Quota, User, WebSession
 from . import audit
 from .audit import Actor
 from .errors import Conflict, InvalidValue, TokenNotFound, UserNotFound
@@ -237,12 +237,17 @@ def list_users(
 
 
 def update_user(session: Session, actor: Actor | None, user_uuid: str, changes: dict) -> User:
-    """Change a user's `is_active` and roles; refuse to leave no active staff user."""
+    """Change a user's `is_active` and roles; refuse to leave no active staff user.
+
+    Deactivating ends the user's dashboard sessions in the same transaction,
+    so reactivating later does not revive an old cookie; reactivating also
+    drops any left from before sessions were ended this way.
+    """
     with write_transaction(session):
         if changes.get("is_staff") is False or changes.get("is_active") is False:
             _lock_active_staff(session)
         user = get_user(session, user_uuid)
-        was_admin = user.is_staff and user.is_active
+        was_admin, was_active = user.is_staff and user.is_active, user.is_active
         for field, value in changes.items():
             old = getattr(user, field)
             if old == value:
@@ -252,6 +257,8 @@ def update_user(session: Session, actor: Actor | None, user_uuid: str, changes: 
                          target_user=user)
         if was_admin and not (user.is_staff and user.is_active):
             _keep_an_admin(session)
+        if "is_active" in changes and not (was_active and user.is_active):
+            session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     return user
 
 

@@ -1,5 +1,9 @@
-"""Domain errors raised by services and mapped to HTTP by `chatquota.errors`."""
+"""Domain errors raised by services, and which database failures mean "cannot write".
 
+Both are mapped to HTTP by `chatquota.errors`.
+"""
+
+import errno
 from dataclasses import dataclass
 
 
@@ -79,3 +83,36 @@ class QuotaExceeded(DomainError):
     def __init__(self, refusal: Refusal):
         super().__init__(refusal.detail)
         self.refusal = refusal
+
+
+# Why the database refuses writes, and what to tell the caller; the key is the
+# `database` state /health/ reports.
+STORAGE_DETAILS = {
+    "read-only": "The database cannot be written: it is read-only.",
+    "full": "The database cannot be written: disk full.",
+    "unreachable": "The database cannot be written: its file cannot be opened.",
+}
+# SQLite primary result codes (the low byte of an extended code).
+_SQLITE_STATES = {8: "read-only", 13: "full", 14: "unreachable"}  # READONLY, FULL, CANTOPEN
+# PostgreSQL SQLSTATEs: read_only_sql_transaction (a standby, or
+# default_transaction_read_only), disk_full.
+_SQLSTATE_STATES = {"25006": "read-only", "53100": "full"}
+_OS_STATES = {errno.EACCES: "read-only", errno.EPERM: "read-only", errno.EROFS: "read-only",
+              errno.ENOSPC: "full", errno.EDQUOT: "full"}
+
+
+def storage_failure(error: BaseException) -> str | None:
+    """Return why `error` says the database cannot be written (a STORAGE_DETAILS key), else None.
+
+    Besides the drivers' errors this recognises failing to open the SQLite
+    writer-lock file beside the database (`dialect._exclusive`), which a
+    read-only directory or a file owned by another user makes fail first.
+    """
+    if isinstance(error, OSError):
+        named = str(error.filename or "")
+        return _OS_STATES.get(error.errno) if named.endswith("-lock") else None
+    original = getattr(error, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's
+    code = getattr(original, "sqlite_errorcode", None)
+    if code is not None:
+        return _SQLITE_STATES.get(code & 0xFF)
+    return _SQLSTATE_STATES.get(getattr(original, "sqlstate", None))

@@ -4,15 +4,22 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Double, cast, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from .. import clock
 from ..models import UsageDay, UsageEvent, User
 from ..periods import day_start, local_day
+from .limits import MAX_LIMIT
 from .paging import Page, paginate
 
 MAX_HISTORY_DAYS = 366
+# Summed over every user, a day's tokens can pass what SQLite's integer SUM
+# holds (2**63-1: "integer overflow") and what JSON clients read exactly
+# (2**53-1). Summed as doubles they cannot overflow, and they stay exact
+# below 2**53: every partial sum of non-negative integers is an integer no
+# larger than the total. Above that, totals read MAX_TOTAL.
+MAX_TOTAL = MAX_LIMIT
 
 
 def bound(value: date | datetime, tz: ZoneInfo, upper: bool) -> datetime:
@@ -49,19 +56,30 @@ def list_events(
     return paginate(session, stmt, offset, limit)
 
 
+def saturate(tokens: float | int) -> int:
+    """Return a total as an integer, capped at MAX_TOTAL."""
+    return min(int(tokens), MAX_TOTAL)
+
+
 @dataclass(frozen=True)
 class History:
-    """Tokens per local day, oldest first, zeros included."""
+    """Tokens per local day, oldest first, zeros included; every number capped at MAX_TOTAL."""
 
     user_uuid: str | None
     days: list[tuple[date, int]]
 
+    @property
+    def total(self) -> int:
+        """Return the tokens of all the days, capped at MAX_TOTAL."""
+        return saturate(sum(tokens for _day, tokens in self.days))
+
     def fields(self) -> dict:
+        """Return the history as the API's HistorySchema fields."""
         return {
             "user_uuid": self.user_uuid,
             "start": self.days[0][0],
             "end": self.days[-1][0],
-            "total": sum(tokens for _day, tokens in self.days),
+            "total": self.total,
             "days": [{"date": day, "tokens": tokens} for day, tokens in self.days],
         }
 
@@ -74,13 +92,13 @@ def daily_history(
     today = local_day(now or clock.now(), tz)
     first = today - timedelta(days=days - 1)
     stmt = (
-        select(UsageDay.day, func.sum(UsageDay.tokens))
+        select(UsageDay.day, func.sum(cast(UsageDay.tokens, Double)))
         .where(UsageDay.day >= first, UsageDay.day <= today)
         .group_by(UsageDay.day)
     )
     if user is not None:
         stmt = stmt.where(UsageDay.user_id == user.id)
     totals = dict(session.execute(stmt).all())
-    series = [(first + timedelta(days=i), int(totals.get(first + timedelta(days=i), 0)))
+    series = [(first + timedelta(days=i), saturate(totals.get(first + timedelta(days=i), 0)))
               for i in range(days)]
     return History(user.uuid if user else None, series)
