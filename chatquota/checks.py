@@ -62,6 +62,26 @@ def check_listen_addresses(addresses: list[str]) -> None:
                                    f"or set CHATQUOTA_BIND to a free address, e.g. {host}:{int(port) + 1}.")
 
 
+def before_serving(addresses: list[str]) -> None:
+    """Check settings, database and listen addresses in gunicorn's master; exit with one line."""
+    from . import create_app
+    from .extensions import db
+
+    try:
+        app = create_app(http=False)
+        check_database(app)
+        with app.app_context():
+            db.engine.dispose()  # the workers open their own connections
+        # Re-executed (USR2) or socket-activated: the sockets are already ours.
+        if not (os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS")):
+            check_listen_addresses(addresses)
+    except Exception as error:
+        message = operator_message(error)
+        if message is None:
+            raise
+        raise SystemExit(f"Error: {message}") from None
+
+
 def operator_message(error: BaseException) -> str | None:
     """Return a one-line explanation of an error an operator can fix, or None for a bug."""
     from sqlalchemy.exc import OperationalError
