@@ -37,10 +37,11 @@ def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
 
 def _add_http(app: Flask) -> None:
     """Add what serves HTTP: the API, its document, the dashboard, metrics, error handlers."""
-    from . import api, dashboard, docs, errors, openapi
+    from . import api, dashboard, docs, errors, openapi, scrape
 
     smorest = openapi.init_app(app)
     api.register(smorest)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(scrape.bp)
     errors.register(app)
     dashboard.register(app)

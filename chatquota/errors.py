@@ -8,6 +8,7 @@ from flask import jsonify, request
 from marshmallow.schema import SCHEMA
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 
+from . import metrics
 from .services import errors as domain
 
 STATUS = {domain.NotFound: 404, domain.Conflict: 409}  # any other domain error: 400
@@ -69,6 +70,7 @@ def handle_domain_error(error: domain.DomainError):
     """Render a service's domain error."""
     if isinstance(error, domain.QuotaExceeded):
         r = error.refusal
+        metrics.refused(r.period)
         body = {"detail": r.detail, "period": r.period, "reset_at": r.reset_at,
                 "remaining": r.remaining}
         return error_response(429, body, {"Retry-After": str(r.retry_after)})

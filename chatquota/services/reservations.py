@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from .. import clock
@@ -152,3 +152,12 @@ def list_active(session: Session, user: User, now: datetime | None = None) -> li
                Reservation.expires_at > (now or clock.now()))
         .order_by(Reservation.expires_at, Reservation.id)
     ))
+
+
+def live_holds(session: Session) -> tuple[int, int]:
+    """Return how many holds count now across all users, and the tokens they hold."""
+    count, tokens = session.execute(
+        select(func.count(), func.coalesce(func.sum(Reservation.tokens), 0))
+        .where(Reservation.state == ACTIVE, Reservation.expires_at > clock.now())
+    ).one()
+    return count, int(tokens)
