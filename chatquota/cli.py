@@ -302,20 +302,15 @@ def init_app(app) -> None:
         app.cli.add_command(cmd)
 
 
-class _Migrations(click.Group):
-    """Flask-Migrate's `db` commands, imported only when one of them runs."""
+class _Commands(click.Group):
+    """chatquota's commands, and Flask-Migrate's `db` group imported only when it runs."""
 
-    def list_commands(self, ctx):
-        """List Flask-Migrate's commands."""
-        from flask_migrate.cli import db as migrations
-
-        return migrations.list_commands(ctx)
-
-    def get_command(self, ctx, name):
-        """Return one of Flask-Migrate's commands."""
-        from flask_migrate.cli import db as migrations
-
-        return migrations.get_command(ctx, name)
+    def resolve_command(self, ctx, args):
+        """Swap the `db` stand-in listed by --help for Flask-Migrate's group."""
+        name, found, rest = super().resolve_command(ctx, args)
+        if name == "db":
+            from flask_migrate.cli import db as found
+        return name, found, rest
 
 
 def _app_for_command():
@@ -329,9 +324,9 @@ def _app_for_command():
     return app
 
 
-commands = click.Group("chatquota", help="Administer chatquota: users, tokens, limits, the database.",
-                       commands=[*COMMANDS, _Migrations(
-                           "db", help="Schema migrations (Flask-Migrate): upgrade, current, migrate, ...")])
+commands = _Commands("chatquota", help="Administer chatquota: users, tokens, limits, the database.",
+                     commands=[*COMMANDS, click.Group(
+                         "db", help="Schema migrations (Flask-Migrate): upgrade, current, migrate, ...")])
 
 
 def main() -> None:
