@@ -4,6 +4,7 @@ The database is a new SQLite file per test, or, when CHATQUOTA_TEST_DATABASE_URL
 is set, that PostgreSQL database emptied before each test (see databases.py).
 """
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -45,9 +46,18 @@ def empty_database_url(postgresql, tmp_path):
         yield url
 
 
-@pytest.fixture
-def app(database_url):
-    """An app on this test's fresh database."""
+@pytest.fixture(scope="module")
+def module_database_url(postgresql, tmp_path_factory):
+    """The URL of an empty database that one module's tests share (e.g. behind one live server)."""
+    if postgresql is None:
+        return f"sqlite:///{tmp_path_factory.mktemp('module') / 'test.sqlite3'}"
+    truncate_all(postgresql)
+    return TEST_DATABASE_URL
+
+
+@contextmanager
+def app_on(database_url: str):
+    """Yield a testing app on `database_url`, with the models' tables."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test",
@@ -59,6 +69,20 @@ def app(database_url):
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    """An app on this test's fresh database."""
+    with app_on(database_url) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def module_app(module_database_url):
+    """An app on the database this module's tests share."""
+    with app_on(module_database_url) as app:
+        yield app
 
 
 @pytest.fixture
