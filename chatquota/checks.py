@@ -98,6 +98,7 @@ def operator_message(error: BaseException) -> str | None:
 
 
 def _user() -> str:
+    """Return the name of the user this process runs as."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

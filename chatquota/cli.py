@@ -47,10 +47,12 @@ def command(name: str):
 
 
 def _fail(message: str):
+    """Stop the command with a one-line error."""
     raise click.ClickException(message)
 
 
 def _first_error(err) -> str:
+    """Return a validation error's first message, prefixed by its field."""
     field, messages = next(iter(err.normalized_messages().items()))
     return f"{field}: {messages[0] if isinstance(messages, list) else messages}"
 

@@ -31,11 +31,13 @@ ADMITTING = {
 
 @bp.before_app_request
 def _start_clock():
+    """Note when the request started."""
     g.metrics_started = time.perf_counter()
 
 
 @bp.after_app_request
 def _record(response):
+    """Count the answered request, its latency, and an admission."""
     started = g.pop("metrics_started", None)
     if started is not None:
         endpoint = request.endpoint or "none"

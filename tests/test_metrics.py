@@ -21,11 +21,13 @@ def samples(text: str) -> dict:
 
 
 def value(scrape: dict, name: str, **labels) -> float:
+    """Return one sample of a parsed scrape (0 when absent)."""
     return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def scrape(client, **kwargs) -> dict:
-    response = client.get("/metrics", **kwargs)
+def scrape(client) -> dict:
+    """Scrape /metrics through the test client; return the parsed samples."""
+    response = client.get("/metrics")
     assert response.status_code == 200, response.text
     assert response.mimetype == "text/plain"
     return samples(response.text)
@@ -42,6 +44,7 @@ def test_counters_move_with_requests_admissions_and_refusals(client, service, li
     after = scrape(client)
 
     def moved(name, **labels):
+        """Return how much a sample grew between the two scrapes."""
         return value(after, name, **labels) - value(before, name, **labels)
 
     consume = {"endpoint": "metering.consume", "method": "POST"}
@@ -114,6 +117,7 @@ def test_gunicorn_workers_are_added_up_and_others_are_refused(app, database_url,
     headers = {"Authorization": f"Token {key}"}
     with LiveServer(database_url, workers=3, log_path=tmp_path / "gunicorn.log") as live:
         def one(i):
+            """Consume 10 tokens; return the status."""
             body = {"user_uuid": user_uuid, "tokens": 10}
             return requests.post(live.url + CONSUME, json=body, headers=headers, timeout=30).status_code
 

@@ -117,6 +117,7 @@ def front(module_app, module_database_url, tmp_path_factory):
 
 
 def _wait_for(port: int, nginx: subprocess.Popen) -> None:
+    """Wait until nginx accepts connections on `port`, failing if it exits."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert nginx.poll() is None, nginx.stderr.read()
