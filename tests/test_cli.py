@@ -120,13 +120,12 @@ def test_the_chatquota_command_works_without_the_venv_on_path(tmp_path):
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    assert "create-user" in run("--help") and "db" in run("--help")
+    listed = run("--help")
+    assert "create-user" in listed and "db" in listed
     run("init-db")
     assert re.fullmatch(r"[0-9a-f]{32}\n", run("create-user", "kim", "--service"))
-    assert run("create-token", "kim").startswith("cq_")
     assert json.loads(run("usage", "kim"))["daily_limit"] is None
     assert "0002" in run("db", "current")
-    assert json.loads(run("openapi"))["info"]["title"] == "chatquota"
 
 
 def loaded_modules(*args: str) -> set[str]:

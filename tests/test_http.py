@@ -6,10 +6,11 @@ import requests
 from .live import LiveServer, seed
 
 
-@pytest.fixture
-def server(app, database_url):
-    key, (user_uuid,) = seed(app, users=1, daily_limit=100)
-    with LiveServer(database_url, workers=1) as live:
+@pytest.fixture(scope="module")
+def server(module_app, module_database_url):
+    """One gunicorn for the module, a service key and a user limited to 100 tokens a day."""
+    key, (user_uuid,) = seed(module_app, users=1, daily_limit=100)
+    with LiveServer(module_database_url, workers=1) as live:
         yield live, {"Authorization": f"Token {key}"}, user_uuid
 
 
