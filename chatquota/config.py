@@ -5,7 +5,9 @@ once, with its default. More are read elsewhere, before or outside the
 application: `CHATQUOTA_ADMIN_TOKEN` (the key `chatquota ensure-admin` gives the
 first staff user; cli.py) and `CHATQUOTA_BIND`, `CHATQUOTA_WORKERS`,
 `CHATQUOTA_ACCESS_LOG`, `CHATQUOTA_FORWARDED_ALLOW_IPS` (gunicorn's settings;
-gunicorn.conf.py). The README's configuration table lists all of them.
+gunicorn.conf.py), and prometheus_client's `PROMETHEUS_MULTIPROC_DIR`
+(gunicorn.conf.py sets it; metrics.py). The README's configuration table
+lists all of them.
 
 `CHATQUOTA_SECRET_KEY` becomes Flask's SECRET_KEY, unset by default: nothing
 signs anything with it today (dashboard sessions are random server-side
