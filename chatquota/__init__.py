@@ -1,18 +1,23 @@
-"""chatquota: per-user LLM token quotas with daily, weekly and monthly limits."""
+"""chatquota: per-user LLM token quotas with daily, weekly and monthly limits.
+
+The factory imports its parts when it is called, not when the package is
+imported: the `chatquota` command lists its commands without loading any of
+them, and builds an app without the HTTP layer for commands that need none.
+"""
 
 from pathlib import Path
 
 from flask import Flask
 
-from . import api, cli, config, dashboard, docs, errors, openapi, security
-from .dialect import configure_engine, engine_options
-from .extensions import db, migrate, release_connection
-
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Create and configure the application."""
+def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
+    """Create and configure the application (`http=False`: database and CLI only)."""
+    from . import cli, config
+    from .dialect import configure_engine, engine_options
+    from .extensions import db, migrate, release_connection
+
     app = Flask(__name__, instance_relative_config=True)
     config.load(app, test_config)
     app.config.update(
@@ -25,12 +30,20 @@ def create_app(test_config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(MIGRATIONS), render_as_batch=True)
     with app.app_context():
         configure_engine(db.engine, app.config)
+    if http:
+        _add_http(app)
+    cli.init_app(app)  # after smorest, whose own `openapi` command ours replaces
+    return app
+
+
+def _add_http(app: Flask) -> None:
+    """Add what serves HTTP: the API, its document, the dashboard, metrics, error handlers."""
+    from . import api, dashboard, docs, errors, openapi, scrape, security
 
     smorest = openapi.init_app(app)
     api.register(smorest)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(scrape.bp)
     errors.register(app)
     security.init_app(app)
-    cli.init_app(app)
     dashboard.register(app)
-    return app

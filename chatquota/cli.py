@@ -1,69 +1,110 @@
-"""Command line: `flask --app chatquota <command>`. Thin wrappers over services.
+"""Command line: `chatquota <command>`, or `flask --app chatquota <command>`; thin wrappers over services.
 
 Scriptable: `create-user` prints only the uuid and `create-token` only the key
-on stdout; messages go to stderr; errors exit non-zero with one line.
+on stdout; messages go to stderr; errors exit non-zero with one line, also
+for what an operator must fix (a setting, the database, its permissions).
+
+Each command imports what it needs when it runs, and the `chatquota` command
+builds an app without the HTTP layer unless the command reads it, so listing
+the commands loads no command and most commands load no API, dashboard or schema.
 """
 
+import functools
 import json
 import os
 from datetime import timedelta
 
 import click
-import flask_migrate
 from flask import current_app
-from flask.cli import with_appcontext
-from marshmallow import ValidationError
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from flask.cli import ScriptInfo, with_appcontext
 
-from . import clock, copydata
-from .dialect import Raw
-from .docs import FORMATS, render
-from .extensions import db
-from .openapi import document
 from .periods import PERIODS
-from .schemas.administration import UserCreateSchema
-from .schemas.quota import SetTokenQuotaRequestSchema
-from .services import accounts, limits, maintenance, reservations
-from .services.errors import DomainError
-from .services.usage import quota_report
+
+# Commands that read the HTTP layer (routes and schemas), not only the database.
+HTTP_COMMANDS = {"openapi"}
+
+
+def command(name: str):
+    """Declare a command that runs in the app context and reports operator errors in one line."""
+    def declare(fn):
+        run = with_appcontext(fn)
+
+        @functools.wraps(run)
+        def guarded(*args, **kwargs):
+            try:
+                return run(*args, **kwargs)
+            except Exception as error:
+                from .checks import operator_message
+
+                message = operator_message(error)
+                if message is None:
+                    raise
+                raise click.ClickException(message) from None
+
+        return click.command(name)(guarded)
+
+    return declare
 
 
 def _fail(message: str):
+    """Stop the command with a one-line error."""
     raise click.ClickException(message)
 
 
-def _first_error(err: ValidationError) -> str:
+def _first_error(err) -> str:
+    """Return a validation error's first message, prefixed by its field."""
     field, messages = next(iter(err.normalized_messages().items()))
     return f"{field}: {messages[0] if isinstance(messages, list) else messages}"
 
 
-def _limit(value: str, field: str) -> int | None:
-    """Parse a CLI limit: an integer, -1 (unlimited) or `default`/`null`."""
-    if value.lower() in ("default", "null", "none"):
-        return None
+def _load(schema, data: dict) -> dict:
+    """Validate with a marshmallow schema, failing with its first message."""
+    from marshmallow import ValidationError
+
     try:
-        return SetTokenQuotaRequestSchema().load({"user_uuid": "0" * 32, field: value})[field]
+        return schema().load(data)
     except ValidationError as err:
         _fail(_first_error(err))
 
 
+def _limit(value: str, field: str) -> int | None:
+    """Parse a CLI limit: an integer, -1 (unlimited) or `default`/`null`."""
+    from .schemas.quota import SetTokenQuotaRequestSchema
+
+    if value.lower() in ("default", "null", "none"):
+        return None
+    return _load(SetTokenQuotaRequestSchema, {"user_uuid": "0" * 32, field: value})[field]
+
+
 def _run(fn, *args, **kwargs):
     """Call a service, turning its domain errors into a one-line CLI error."""
+    from .services.errors import DomainError
+
     try:
         return fn(*args, **kwargs)
     except DomainError as err:
         _fail(err.message)
 
 
+def _user(name: str):
+    """Return the user called NAME, or fail naming it."""
+    from .extensions import db
+    from .services import accounts
+
+    return _run(accounts.get_user_by_name, db.session, name)
+
+
 BASELINE_REVISION = "0001"
 
 
-@click.command("init-db")
-@with_appcontext
+@command("init-db")
 def init_db():
     """Create the database schema, or upgrade it to the latest migration."""
+    import flask_migrate
+    from sqlalchemy import inspect
+
+    from .extensions import db
+
     tables = set(inspect(db.engine).get_table_names())
     if "users" in tables and "alembic_version" not in tables:
         # Made by the pre-migration init-db (create_all), which made the first
@@ -74,8 +115,7 @@ def init_db():
     click.echo("Database ready.", err=True)
 
 
-@click.command("create-user")
-@with_appcontext
+@command("create-user")
 @click.argument("name")
 @click.option("--uuid", "user_uuid", help="Use this uuid instead of a random one.")
 @click.option("--staff", is_flag=True, help="Staff: everything, including defaults and users.")
@@ -83,33 +123,38 @@ def init_db():
 @click.option("--service", is_flag=True, help="Service account: metering for a chat backend.")
 def create_user(name, user_uuid, staff, support, service):
     """Create a user and print its uuid."""
+    from .extensions import db
+    from .schemas.administration import UserCreateSchema
+    from .services import accounts
+
     given = {"username": name, "is_staff": staff, "is_support": support, "is_service": service}
-    try:  # the same rules as POST /api/users/
-        fields = UserCreateSchema().load(given | ({"uuid": user_uuid} if user_uuid else {}))
-    except ValidationError as err:
-        _fail(_first_error(err))
+    # the same rules as POST /api/users/
+    fields = _load(UserCreateSchema, given | ({"uuid": user_uuid} if user_uuid else {}))
     user = _run(accounts.create_user, db.session, None, fields.pop("username"),
                 fields.pop("uuid", None), **fields)
     click.echo(user.uuid)
 
 
-@click.command("create-token")
-@with_appcontext
+@command("create-token")
 @click.argument("name")
 @click.option("--label", default="", help="A note to tell tokens apart.")
 def create_token(name, label):
     """Issue an API token for user NAME and print its key (shown only once)."""
-    user = _run(accounts.get_user_by_name, db.session, name)
-    _token, key = _run(accounts.issue_token, db.session, None, user, label)
+    from .extensions import db
+    from .services import accounts
+
+    _token, key = _run(accounts.issue_token, db.session, None, _user(name), label)
     click.echo(key)
 
 
-@click.command("set-default")
-@with_appcontext
+@command("set-default")
 @click.argument("period", type=click.Choice(PERIODS))
 @click.argument("limit")
 def set_default(period, limit):
     """Set the system default LIMIT (-1 = unlimited) of PERIOD."""
+    from .extensions import db
+    from .services import limits
+
     value = _limit(limit, f"{period}_limit")
     if value is None:
         _fail("LIMIT must be an integer >= -1.")
@@ -117,36 +162,38 @@ def set_default(period, limit):
     click.echo(f"{period} default set to {value}.", err=True)
 
 
-@click.command("set-quota")
-@with_appcontext
+@command("set-quota")
 @click.argument("name")
 @click.option("--daily", help="Limit, -1 for unlimited, or 'default'.")
 @click.option("--weekly", help="Limit, -1 for unlimited, or 'default'.")
 @click.option("--monthly", help="Limit, -1 for unlimited, or 'default'.")
 def set_quota(name, daily, weekly, monthly):
     """Set user NAME's limits; periods not given keep their value."""
+    from .extensions import db
+    from .services import limits
+
     given = {"daily": daily, "weekly": weekly, "monthly": monthly}
     changes = {f"{p}_limit": _limit(v, f"{p}_limit") for p, v in given.items() if v is not None}
     if not changes:
         _fail("Give at least one of --daily, --weekly, --monthly.")
-    user = _run(accounts.get_user_by_name, db.session, name)
-    _run(limits.set_quota, db.session, None, user.uuid, changes)
+    _run(limits.set_quota, db.session, None, _user(name).uuid, changes)
     click.echo(f"Quota of {name} updated.", err=True)
 
 
-@click.command("usage")
-@with_appcontext
+@command("usage")
 @click.argument("name")
 def usage(name):
     """Print user NAME's quota and usage as JSON."""
-    user = _run(accounts.get_user_by_name, db.session, name)
+    from .dialect import Raw
+    from .extensions import db
+    from .services.usage import quota_report
+
     with Raw.checkout(db.engine) as raw:
-        report = quota_report(raw, user, current_app.config["TZ"])
+        report = quota_report(raw, _user(name), current_app.config["TZ"])
     click.echo(json.dumps(report.fields(), indent=2))
 
 
-@click.command("ensure-admin")
-@with_appcontext
+@command("ensure-admin")
 @click.option("--username", default="admin", show_default=True)
 def ensure_admin(username):
     """Create the first staff account if there is none; print its token once.
@@ -154,8 +201,13 @@ def ensure_admin(username):
     Uses CHATQUOTA_ADMIN_TOKEN as the key when set. Does nothing when a staff
     user already exists, so it is safe on every start.
     """
+    from .extensions import db
+    from .services import accounts
+
     if accounts.any_staff(db.session):
-        click.echo("A staff account exists; nothing to do.", err=True)
+        click.echo("A staff account exists; nothing to do. Lost its token? "
+                   f"`chatquota create-token {username}` prints a new one "
+                   "(`chatquota create-user NAME --staff` adds another staff user).", err=True)
         return
     key = os.environ.get("CHATQUOTA_ADMIN_TOKEN") or accounts.new_key()
     _run(accounts.check_key, key)  # before creating anything: no staff user without a key
@@ -165,22 +217,27 @@ def ensure_admin(username):
     click.echo(key)
 
 
-@click.command("purge-reservations")
-@with_appcontext
+@command("purge-reservations")
 @click.option("--older-than-hours", type=click.IntRange(min=0), default=24, show_default=True,
               help="Keep holds that ended or expired more recently (late commits still work).")
 def purge_reservations(older_than_hours):
     """Delete reservations that ended or expired long ago."""
+    from .extensions import db
+    from .services import reservations
+
     count = reservations.purge(db.session, timedelta(hours=older_than_hours))
     click.echo(f"Deleted {count} reservations.", err=True)
 
 
-@click.command("prune-events")
-@with_appcontext
+@command("prune-events")
 @click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Delete events recorded before this local date (YYYY-MM-DD).")
 def prune_events(before):
     """Delete raw usage events older than a date; usage totals and audit log stay."""
+    from . import clock
+    from .extensions import db
+    from .services import maintenance
+
     day = before.date()
     if day > clock.now().astimezone(current_app.config["TZ"]).date():
         _fail("--before must not be after today.")
@@ -188,29 +245,40 @@ def prune_events(before):
     click.echo(f"Deleted {deleted} usage events recorded before {day}.", err=True)
 
 
-@click.command("backup")
-@with_appcontext
+@command("backup")
 @click.argument("path", type=click.Path(dir_okay=False))
 def backup(path):
     """Write a consistent copy of the live SQLite database to PATH."""
+    from .extensions import db
+    from .services import maintenance
+
     target = _run(maintenance.backup_sqlite, db.session, path)
     click.echo(f"Backup written to {target}.", err=True)
 
 
-@click.command("openapi")
-@click.option("--format", "fmt", type=click.Choice(sorted(FORMATS)), default="json", show_default=True)
-@with_appcontext
+@command("openapi")
+@click.option("--format", "fmt", type=click.Choice(("json", "yaml")), default="json",
+              show_default=True)
 def openapi(fmt):
     """Print the OpenAPI document (the one served at /api/schema/)."""
+    from .docs import render
+    from .openapi import document
+
     click.echo(render(document(current_app), fmt))
 
 
-@click.command("copy-data")
-@with_appcontext
+@command("copy-data")
 @click.option("--to", "target_url", required=True, metavar="URL",
               help="An empty database migrated to the same revision, e.g. postgresql+psycopg://...")
 def copy_data(target_url):
     """Copy every table of this database into the empty database at URL."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    from . import copydata
+    from .extensions import db
+
     try:
         target = create_engine(target_url, poolclass=NullPool)
     except (ArgumentError, ImportError) as err:
@@ -233,6 +301,38 @@ COMMANDS = (init_db, copy_data, create_user, create_token, set_default, set_quot
 
 
 def init_app(app) -> None:
-    """Register the CLI commands on the app."""
-    for command in COMMANDS:
-        app.cli.add_command(command)
+    """Register the CLI commands on the app (for `flask --app chatquota ...`)."""
+    for cmd in COMMANDS:
+        app.cli.add_command(cmd)
+
+
+class _Commands(click.Group):
+    """chatquota's commands, and Flask-Migrate's `db` group imported only when it runs."""
+
+    def resolve_command(self, ctx, args):
+        """Swap the `db` stand-in listed by --help for Flask-Migrate's group."""
+        name, found, rest = super().resolve_command(ctx, args)
+        if name == "db":
+            from flask_migrate.cli import db as found
+        return name, found, rest
+
+
+def _app_for_command():
+    """Build the app the running command needs, checking what an operator can fix first."""
+    from . import create_app
+    from .checks import check_database
+
+    name = click.get_current_context().find_root().invoked_subcommand
+    app = create_app(http=name in HTTP_COMMANDS)
+    check_database(app)
+    return app
+
+
+commands = _Commands("chatquota", help="Administer chatquota: users, tokens, limits, the database.",
+                     commands=[*COMMANDS, click.Group(
+                         "db", help="Schema migrations (Flask-Migrate): upgrade, current, migrate, ...")])
+
+
+def main() -> None:
+    """Run the `chatquota` command (installed by `pip install -e .` as .venv/bin/chatquota)."""
+    commands.main(obj=ScriptInfo(create_app=_app_for_command))

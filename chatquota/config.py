@@ -1,20 +1,30 @@
 """Settings: defaults, then `instance/config.py`, then `CHATQUOTA_*` variables.
 
 Every environment variable the application reads is listed in ENVIRONMENT
-once, with its default. Four more are read elsewhere, before or outside the
-application: `CHATQUOTA_ADMIN_TOKEN` (the key `flask ensure-admin` gives the
+once, with its default. More are read elsewhere, before or outside the
+application: `CHATQUOTA_ADMIN_TOKEN` (the key `chatquota ensure-admin` gives the
 first staff user; cli.py) and `CHATQUOTA_BIND`, `CHATQUOTA_WORKERS`,
-`CHATQUOTA_ACCESS_LOG` (gunicorn's settings; gunicorn.conf.py). The README's
-configuration table lists all of them.
+`CHATQUOTA_ACCESS_LOG`, `CHATQUOTA_FORWARDED_ALLOW_IPS` (gunicorn's settings;
+gunicorn.conf.py), and prometheus_client's `PROMETHEUS_MULTIPROC_DIR`
+(gunicorn.conf.py sets it; metrics.py). The README's configuration table
+lists all of them.
 
 `CHATQUOTA_SECRET_KEY` becomes Flask's SECRET_KEY, unset by default: nothing
 signs anything with it today (dashboard sessions are random server-side
 values), it is there for a Flask extension that would.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def ip_networks(text: str) -> tuple:
+    """Parse a comma-separated list of IP addresses and networks (`127.0.0.1,10.0.0.0/8`)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in text.split(",") if part.strip())
+
 
 # name -> (config key, default, parser); a default of None: computed or unset.
 ENVIRONMENT = {
@@ -27,9 +37,17 @@ ENVIRONMENT = {
     "CHATQUOTA_DB_POOL_SIZE": ("DB_POOL_SIZE", 5, int),
     "CHATQUOTA_DB_MAX_OVERFLOW": ("DB_MAX_OVERFLOW", 5, int),
     "CHATQUOTA_SESSION_HOURS": ("SESSION_HOURS", 12, int),
+    "CHATQUOTA_METRICS_ALLOW": ("METRICS_ALLOW", "127.0.0.1,::1", ip_networks),
+    "CHATQUOTA_METRICS_TOKEN": ("METRICS_TOKEN", None, str),
     # Threads per gunicorn worker (gunicorn.conf.py reads it too); also how
     # many SQLite connections a worker keeps.
     "CHATQUOTA_THREADS": ("THREADS", 64, int),
+}
+
+# How an error message names what a parser expects.
+EXPECTED = {
+    int: "a whole number",
+    ip_networks: "a comma-separated list of IP addresses or networks, e.g. 127.0.0.1,10.0.0.0/8",
 }
 
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -50,24 +68,33 @@ def load(app, test_config: dict | None) -> None:
     app.config.from_pyfile("config.py", silent=True)
     for name, (key, _default, parser) in ENVIRONMENT.items():
         if name in os.environ:
-            try:
-                app.config[key] = parser(os.environ[name])
-            except ValueError:
-                raise ConfigError(f"{name} must be {parser.__name__}, got {os.environ[name]!r}")
+            app.config[key] = _parse(name, parser, os.environ[name])
     if test_config:
         app.config.update(test_config)
     _finish(app)
+
+
+def _parse(name: str, parser, value: str):
+    try:
+        return parser(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be {EXPECTED.get(parser, 'text')}, got {value!r}") from None
 
 
 def _finish(app) -> None:
     try:
         app.config["TZ"] = ZoneInfo(app.config["TIMEZONE"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"CHATQUOTA_TIMEZONE: unknown time zone {app.config['TIMEZONE']!r}")
+        raise ConfigError(f"CHATQUOTA_TIMEZONE: unknown time zone {app.config['TIMEZONE']!r} "
+                          "(use an IANA name such as UTC or Europe/Berlin)") from None
     sync = str(app.config["SQLITE_SYNCHRONOUS"]).upper()
     if sync not in _SYNCHRONOUS:
-        raise ConfigError(f"CHATQUOTA_SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS)}")
+        raise ConfigError(f"CHATQUOTA_SQLITE_SYNCHRONOUS must be one of {sorted(_SYNCHRONOUS)}, "
+                          f"got {app.config['SQLITE_SYNCHRONOUS']!r}")
     app.config["SQLITE_SYNCHRONOUS"] = sync
+    if isinstance(app.config["METRICS_ALLOW"], str):  # the default, or instance/config.py
+        app.config["METRICS_ALLOW"] = _parse("CHATQUOTA_METRICS_ALLOW", ip_networks,
+                                             app.config["METRICS_ALLOW"])
     for name, minimum in (("MAX_CONTENT_LENGTH", 1024), ("SQLITE_BUSY_TIMEOUT_MS", 0),
                           ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1),
                           ("THREADS", 1)):

@@ -4,9 +4,12 @@ The database is a new SQLite file per test, or, when CHATQUOTA_TEST_DATABASE_URL
 is set, that PostgreSQL database emptied before each test (see databases.py).
 """
 
+import shutil
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import create_engine
 
 from chatquota import clock, create_app
 from chatquota.extensions import db
@@ -26,10 +29,22 @@ def postgresql():
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema(tmp_path_factory):
+    """A SQLite file with the models' tables and no rows, made once per session."""
+    path = tmp_path_factory.mktemp("schema") / "schema.sqlite3"
+    engine = create_engine(f"sqlite:///{path}")
+    db.metadata.create_all(engine)
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def database_url(postgresql, tmp_path):
+def database_url(postgresql, sqlite_schema, tmp_path):
     """The URL of this test's empty database, with the models' tables."""
     if postgresql is None:
+        # A copy of the empty schema: the same as create_all, a fraction of the time.
+        shutil.copyfile(sqlite_schema, tmp_path / "test.sqlite3")
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     truncate_all(postgresql)
     return TEST_DATABASE_URL
@@ -45,20 +60,42 @@ def empty_database_url(postgresql, tmp_path):
         yield url
 
 
-@pytest.fixture
-def app(database_url):
-    """An app on this test's fresh database."""
+@pytest.fixture(scope="module")
+def module_database_url(postgresql, sqlite_schema, tmp_path_factory):
+    """The URL of an empty database that one module's tests share (e.g. behind one live server)."""
+    if postgresql is None:
+        path = tmp_path_factory.mktemp("module") / "test.sqlite3"
+        shutil.copyfile(sqlite_schema, path)
+        return f"sqlite:///{path}"
+    truncate_all(postgresql)
+    return TEST_DATABASE_URL
+
+
+@contextmanager
+def app_on(database_url: str):
+    """Yield a testing app on `database_url` (a database with the models' tables)."""
     app = create_app({
         "TESTING": True,
         "SECRET_KEY": "test",
         "SQLALCHEMY_DATABASE_URI": database_url,
     })
-    if database_url.startswith("sqlite"):
-        with app.app_context():
-            db.create_all()
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    """An app on this test's fresh database."""
+    with app_on(database_url) as app:
+        yield app
+
+
+@pytest.fixture(scope="module")
+def module_app(module_database_url):
+    """An app on the database this module's tests share."""
+    with app_on(module_database_url) as app:
+        yield app
 
 
 @pytest.fixture

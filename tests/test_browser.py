@@ -1,8 +1,5 @@
 """End to end: headless Chromium drives the dashboard and Swagger UI on a real gunicorn.
 
-Also: the dashboard's pages fit a 390-pixel phone screen, and Swagger UI
-works under its Content-Security-Policy.
-
 Uses Debian's `chromium` (never a downloaded browser) through Playwright's
 Python package. Set CHATQUOTA_SCREENSHOT=docs/screenshot-users.png to also
 save the users page the test sees.
@@ -73,14 +70,26 @@ def seed(database_url: str, monkeypatch) -> tuple[str, dict[str, str]]:
     return key, uuids
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """Headless Chromium, one for the module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One seeded database behind one gunicorn for the module; yields (server, key, uuids)."""
+    folder = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{folder / 'browser.sqlite3'}"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        key, uuids = seed(url, monkeypatch)
+    with LiveServer(url, workers=2, log_path=folder / "gunicorn.log") as server:
+        yield server, key, uuids
 
 
 def fills(page) -> dict[str, str]:
@@ -91,75 +100,70 @@ def fills(page) -> dict[str, str]:
     }))""")
 
 
-def test_staff_finds_a_user_and_changes_a_limit(tmp_path, monkeypatch, browser):
-    url = f"sqlite:///{tmp_path / 'browser.sqlite3'}"
-    key, uuids = seed(url, monkeypatch)
-    with LiveServer(url, workers=2, log_path=tmp_path / "gunicorn.log") as server:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors = []
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+def test_staff_finds_a_user_and_changes_a_limit(site, browser):
+    server, key, uuids = site
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
 
-        page.goto(server.url + "/admin/")
-        assert "/sign-in/" in page.url
-        page.fill("#token", key)
-        page.click("form button[type=submit]")
-        page.wait_for_url(server.url + "/admin/")
-        colours = fills(page)
-        assert len(set(colours.values())) == 3 and None not in colours.values(), colours
-        if os.environ.get("CHATQUOTA_SCREENSHOT"):
-            page.screenshot(path=os.environ["CHATQUOTA_SCREENSHOT"], full_page=True)
+    page.goto(server.url + "/admin/")
+    assert "/sign-in/" in page.url
+    page.fill("#token", key)
+    page.click("form button[type=submit]")
+    page.wait_for_url(server.url + "/admin/")
+    colours = fills(page)
+    assert len(set(colours.values())) == 3 and None not in colours.values(), colours
+    if os.environ.get("CHATQUOTA_SCREENSHOT"):
+        page.screenshot(path=os.environ["CHATQUOTA_SCREENSHOT"], full_page=True)
 
-        page.fill("input[name=search]", "car")
-        page.press("input[name=search]", "Enter")
-        page.wait_for_url("**search=car**")
-        assert page.locator("table.users tbody tr").count() == 1
-        assert "full" in page.locator("table.users tbody tr .usage").first.get_attribute("class")
-        page.click("table.users a:text-is('carol')")
+    page.fill("input[name=search]", "car")
+    page.press("input[name=search]", "Enter")
+    page.wait_for_url("**search=car**")
+    assert page.locator("table.users tbody tr").count() == 1
+    assert "full" in page.locator("table.users tbody tr .usage").first.get_attribute("class")
+    page.click("table.users a:text-is('carol')")
 
-        page.check("input[name=daily_mode][value=number]")
-        page.fill("input[name=daily_value]", "200")
-        page.click("text=Save limits")
-        page.wait_for_selector("text=Limits saved.")
-        daily = page.locator(".bars .usage").first
-        assert daily.get_attribute("class") == "usage ok"
-        assert "50 / 200 (25%)" in daily.inner_text()
-        assert page.locator("time[data-countdown]").first.inner_text().startswith("in ")
+    page.check("input[name=daily_mode][value=number]")
+    page.fill("input[name=daily_value]", "200")
+    page.click("text=Save limits")
+    page.wait_for_selector("text=Limits saved.")
+    daily = page.locator(".bars .usage").first
+    assert daily.get_attribute("class") == "usage ok"
+    assert "50 / 200 (25%)" in daily.inner_text()
+    assert page.locator("time[data-countdown]").first.inner_text().startswith("in ")
 
-        api = requests.get(f"{server.url}/api/chat-quota/usage/?user_uuid={uuids['carol']}",
-                           headers={"Authorization": f"Token {key}"}, timeout=10)
-        assert api.json()["daily_limit"] == 200 and api.json()["daily_remaining"] == 150
-        assert errors == []
+    api = requests.get(f"{server.url}/api/chat-quota/usage/?user_uuid={uuids['carol']}",
+                       headers={"Authorization": f"Token {key}"}, timeout=10)
+    assert api.json()["daily_limit"] == 200 and api.json()["daily_remaining"] == 150
+    assert errors == []
 
 
-def test_swagger_ui_works_offline_with_a_token(tmp_path, monkeypatch, browser):
-    url = f"sqlite:///{tmp_path / 'docs.sqlite3'}"
-    key, _uuids = seed(url, monkeypatch)
-    with LiveServer(url, workers=2) as server:
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        elsewhere = []
-        page.on("request", lambda r: None if r.url.startswith(server.url)
-                else elsewhere.append(r.url))
+def test_swagger_ui_works_offline_with_a_token(site, browser):
+    server, key, _uuids = site
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    elsewhere = []
+    page.on("request", lambda r: None if r.url.startswith(server.url)
+            else elsewhere.append(r.url))
+    errors = []  # a CSP violation is a console error
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
 
-        errors = []  # a CSP violation is a console error
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(server.url + "/api/docs/")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() >= 20  # every operation is listed
+    page.click("button.authorize")
+    page.fill(".modal-ux input", f"Token {key}")
+    page.click(".modal-ux button.authorize")
+    page.click(".modal-ux button.btn-done")
 
-        page.goto(server.url + "/api/docs/")
-        page.wait_for_selector(".opblock")
-        assert page.locator(".opblock").count() >= 20  # every operation is listed
-        page.click("button.authorize")
-        page.fill(".modal-ux input", f"Token {key}")
-        page.click(".modal-ux button.authorize")
-        page.click(".modal-ux button.btn-done")
-
-        page.click("[data-path='/api/chat-quota/usage/'] >> xpath=..")
-        page.click("button.try-out__btn")
-        page.click("button.execute")
-        status = page.locator(".live-responses-table tbody .response-col_status").first
-        status.wait_for()
-        assert status.inner_text().strip() == "200"
-        assert '"daily_limit"' in page.locator(".live-responses-table .microlight").first.inner_text()
-        assert elsewhere == []  # no CDN: every asset comes from chatquota itself
-        assert errors == []
+    page.click("[data-path='/api/chat-quota/usage/'] >> xpath=..")
+    page.click("button.try-out__btn")
+    page.click("button.execute")
+    status = page.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+    assert '"daily_limit"' in page.locator(".live-responses-table .microlight").first.inner_text()
+    assert elsewhere == []  # no CDN: every asset comes from chatquota itself
+    assert errors == []
 
 
 PHONE = {"width": 390, "height": 844}

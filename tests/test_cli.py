@@ -1,8 +1,13 @@
-"""The command line, through Flask's test runner."""
+"""The command line: through Flask's test runner, and as the installed `chatquota` command."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+from chatquota import cli, docs
 from chatquota.extensions import db
 from chatquota.models import AuditEntry
 from chatquota.services import accounts
@@ -99,3 +104,48 @@ def test_every_command_has_help(runner):
                     "usage", "ensure-admin"):
         result = invoke(runner, command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+CHATQUOTA = Path(sys.executable).with_name("chatquota")
+
+
+def test_the_chatquota_command_works_without_the_venv_on_path(tmp_path):
+    """`make` installs .venv/bin/chatquota; it runs from anywhere, PATH untouched."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "CHATQUOTA_DATABASE_URL": f"sqlite:///{tmp_path}/cq.sqlite3"}
+
+    def run(*args):
+        result = subprocess.run([str(CHATQUOTA), *args], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    listed = run("--help")
+    assert "create-user" in listed and "db" in listed
+    run("init-db")
+    assert re.fullmatch(r"[0-9a-f]{32}\n", run("create-user", "kim", "--service"))
+    assert json.loads(run("usage", "kim"))["daily_limit"] is None
+    assert "(head)" in run("db", "current")
+
+
+def loaded_modules(*args: str) -> set[str]:
+    """Run `chatquota ARGS` in a fresh interpreter; return the heavy modules it imported."""
+    code = ("import sys; from chatquota.cli import main; sys.argv = ['chatquota', *sys.argv[1:]]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = ('sqlalchemy', 'alembic', 'marshmallow', 'flask_smorest', 'apispec', 'webargs',"
+            " 'yaml', 'prometheus_client')\n"
+            "print(' '.join(m for m in heavy if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "CHATQUOTA_DATABASE_URL": "sqlite://"})
+    return set(result.stderr.splitlines()[-1].split())
+
+
+def test_commands_import_what_they_need_when_they_need_it():
+    assert loaded_modules("--help") == set()
+    assert loaded_modules("usage", "--help") == set()
+    # A command reads the database, not the HTTP layer.
+    assert loaded_modules("usage", "nobody") == {"sqlalchemy", "alembic"}
+
+
+def test_openapi_formats_are_the_documents_formats():
+    assert set(cli.openapi.params[0].type.choices) == set(docs.FORMATS)

@@ -44,8 +44,9 @@ def folder():
 
 
 @pytest.fixture
-def database_url(folder):
-    """Overrides conftest's: the test database lives in `folder`."""
+def database_url(folder, sqlite_schema):
+    """Overrides conftest's: the test database (a copy of the empty schema) lives in `folder`."""
+    shutil.copyfile(sqlite_schema, folder / "test.sqlite3")
     return f"sqlite:///{folder / 'test.sqlite3'}"
 
 

@@ -27,12 +27,14 @@ Why it never overshoots or loses anything:
 
 import os
 import threading
+import time
 import weakref
 from typing import Protocol
 
 from sqlalchemy import any_, bindparam, literal, select
 from sqlalchemy.engine import Engine
 
+from .. import metrics
 from ..dialect import Raw, lock_for_update, prepare, writer_lock
 from ..models import Quota
 from .errors import DomainError
@@ -113,7 +115,9 @@ class Ledger:
         """Apply and commit a batch; every job in it is finished afterwards."""
         try:
             engine = self._engine()
+            waiting = time.monotonic()
             with writer_lock(engine), Raw.checkout(engine) as raw:
+                metrics.lock_wait(time.monotonic() - waiting)
                 self._apply(raw, batch)
         except BaseException as error:  # e.g. no connection: nobody may wait forever
             for job in batch:

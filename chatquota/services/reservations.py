@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -278,3 +278,12 @@ def list_active(session: Session, user, now: datetime | None = None) -> list[Res
                Reservation.expires_at > (now or clock.now()))
         .order_by(Reservation.expires_at, Reservation.id)
     ))
+
+
+def live_holds(session: Session) -> tuple[int, int]:
+    """Return how many holds count now across all users, and the tokens they hold."""
+    count, tokens = session.execute(
+        select(func.count(), func.coalesce(func.sum(Reservation.tokens), 0))
+        .where(Reservation.state == ACTIVE, Reservation.expires_at > clock.now())
+    ).one()
+    return count, int(tokens)
