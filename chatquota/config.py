@@ -26,6 +26,16 @@ def ip_networks(text: str) -> tuple:
                  for part in text.split(",") if part.strip())
 
 
+def flag(text: str) -> bool:
+    """Parse a yes/no setting: true/false, yes/no, on/off, 1/0 (any case)."""
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError(text)
+
+
 # name -> (config key, default, parser); a default of None: computed or unset.
 ENVIRONMENT = {
     "CHATQUOTA_DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", None, str),
@@ -42,11 +52,24 @@ ENVIRONMENT = {
     # Threads per gunicorn worker (gunicorn.conf.py reads it too); also how
     # many SQLite connections a worker keeps.
     "CHATQUOTA_THREADS": ("THREADS", 64, int),
+    # The gateway (chatquota/gateway/): on when an upstream URL is set.
+    "CHATQUOTA_UPSTREAM_URL": ("UPSTREAM_URL", None, str),
+    "CHATQUOTA_UPSTREAM_KEY": ("UPSTREAM_KEY", None, str),
+    "CHATQUOTA_UPSTREAMS_FILE": ("UPSTREAMS_FILE", None, str),
+    "CHATQUOTA_UPSTREAM_TIMEOUT": ("UPSTREAM_TIMEOUT", 300, int),
+    "CHATQUOTA_GATEWAY_USER_HEADER": ("GATEWAY_USER_HEADER", "X-Chatquota-User", str),
+    "CHATQUOTA_GATEWAY_CREATE_USERS": ("GATEWAY_CREATE_USERS", False, flag),
+    "CHATQUOTA_GATEWAY_MAX_TOKENS": ("GATEWAY_MAX_TOKENS", 4096, int),
+    "CHATQUOTA_GATEWAY_PROMPT_OVERHEAD": ("GATEWAY_PROMPT_OVERHEAD", 64, int),
+    "CHATQUOTA_GATEWAY_HOLD_SECONDS": ("GATEWAY_HOLD_SECONDS", 3600, int),
+    "CHATQUOTA_GATEWAY_MAX_BODY_BYTES": ("GATEWAY_MAX_BODY_BYTES", 16 * 2**20, int),
+    "CHATQUOTA_GATEWAY_RESERVED_THREADS": ("GATEWAY_RESERVED_THREADS", 16, int),
 }
 
 # How an error message names what a parser expects.
 EXPECTED = {
     int: "a whole number",
+    flag: "true or false",
     ip_networks: "a comma-separated list of IP addresses or networks, e.g. 127.0.0.1,10.0.0.0/8",
 }
 
@@ -97,7 +120,9 @@ def _finish(app) -> None:
                                              app.config["METRICS_ALLOW"])
     for name, minimum in (("MAX_CONTENT_LENGTH", 1024), ("SQLITE_BUSY_TIMEOUT_MS", 0),
                           ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1),
-                          ("THREADS", 1)):
+                          ("THREADS", 1), ("UPSTREAM_TIMEOUT", 1), ("GATEWAY_MAX_TOKENS", 1),
+                          ("GATEWAY_PROMPT_OVERHEAD", 0), ("GATEWAY_HOLD_SECONDS", 60),
+                          ("GATEWAY_MAX_BODY_BYTES", 1024), ("GATEWAY_RESERVED_THREADS", 0)):
         if app.config[name] < minimum:
             variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
             raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")

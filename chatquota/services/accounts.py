@@ -33,6 +33,9 @@ _RECORD = select(*(_users.c[c] for c in _USER_COLUMNS), *(_quotas.c[c] for c in 
 _RECORD_BY_UUID = prepare(_RECORD.select_from(
     _users.join(_quotas, _quotas.c.user_id == _users.c.id)
 ).where(_users.c.uuid == bindparam("uuid")))
+_RECORD_BY_NAME = prepare(_RECORD.select_from(
+    _users.join(_quotas, _quotas.c.user_id == _users.c.id)
+).where(_users.c.username == bindparam("username")))
 _RECORD_BY_KEY_HASH = prepare(
     _RECORD.add_columns(_tokens.c.id, _tokens.c.key_hash)
     .select_from(_tokens.join(_users, _tokens.c.user_id == _users.c.id)
@@ -115,6 +118,14 @@ def read_user(raw: Raw, user_uuid: str) -> UserRecord:
     row = raw.one(_RECORD_BY_UUID, {"uuid": user_uuid})
     if row is None:
         raise UserNotFound()
+    return UserRecord.from_row(row)
+
+
+def read_user_named(raw: Raw, username: str) -> UserRecord:
+    """Return the record of the user with this username, or raise UserNotFound."""
+    row = raw.one(_RECORD_BY_NAME, {"username": username})
+    if row is None:
+        raise UserNotFound(f"User {username!r} not found.")
     return UserRecord.from_row(row)
 
 
