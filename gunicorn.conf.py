@@ -25,7 +25,7 @@ def _whole_number(name: str, default: int) -> int:
 bind = os.environ.get("CHATQUOTA_BIND", "127.0.0.1:8000")
 workers = _whole_number("CHATQUOTA_WORKERS", 4)
 worker_class = "gthread"
-threads = _whole_number("CHATQUOTA_THREADS", 64)
+threads = _whole_number("CHATQUOTA_THREADS", 128)  # as config.py
 accesslog = os.environ.get("CHATQUOTA_ACCESS_LOG") or None
 # The proxies whose X-Forwarded-Proto gunicorn believes (https links, Secure
 # cookies): nginx on this machine unless set, e.g. to nginx's address.

@@ -51,7 +51,7 @@ ENVIRONMENT = {
     "CHATQUOTA_METRICS_TOKEN": ("METRICS_TOKEN", None, str),
     # Threads per gunicorn worker (gunicorn.conf.py reads it too); also how
     # many SQLite connections a worker keeps.
-    "CHATQUOTA_THREADS": ("THREADS", 64, int),
+    "CHATQUOTA_THREADS": ("THREADS", 128, int),
     # The gateway (chatquota/gateway/): on when an upstream URL is set.
     "CHATQUOTA_UPSTREAM_URL": ("UPSTREAM_URL", None, str),
     "CHATQUOTA_UPSTREAM_KEY": ("UPSTREAM_KEY", None, str),

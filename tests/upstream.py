@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TEMPLATE_TOKENS = 20
 WORDS_PER_REPLY = 50  # what a reply says when nothing caps it
+MAX_WORDS = 1000
 
 
 def prompt_words(body: dict) -> int:
@@ -55,8 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"object": "list", "data": [{"embedding": [0.1, 0.2]}],
                                     "usage": {"prompt_tokens": prompt_words(body),
                                               "total_tokens": prompt_words(body)}})
-        cap = body.get("max_completion_tokens") or body.get("max_tokens") or WORDS_PER_REPLY
-        words = min(cap, WORDS_PER_REPLY)
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        words = WORDS_PER_REPLY if cap is None else min(cap, MAX_WORDS)
         if body.get("stream"):
             return self._stream(body, words)
         usage = {"prompt_tokens": prompt_words(body), "completion_tokens": words,
@@ -117,6 +118,7 @@ class FakeUpstream(ThreadingHTTPServer):
     """Serve on a free loopback port in a thread until `close()`."""
 
     daemon_threads = True
+    request_queue_size = 1024  # hundreds of streams connect at once
 
     def __init__(self, *, usage_on_stream: bool = True, token_seconds: float = 0.0,
                  no_usage: bool = False, slow_seconds: float = 5.0):
