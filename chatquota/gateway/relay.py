@@ -20,6 +20,7 @@ import httpx
 from .calls import Call
 from .estimate import reported_usage
 
+DONE = b"data: [DONE]\n\n"
 _DELTA_FIELDS = ("content", "tool_calls", "function_call", "reasoning_content", "reasoning",
                  "refusal")
 
@@ -97,6 +98,8 @@ class Stream:
         try:
             for event in events(self._upstream.iter_lines()):
                 out = passed_on(event, self._meter, self._show_usage)
+                if out == DONE:  # charged before the client hears the reply is complete
+                    self._call.settle(self._meter.usage, self._meter.counted)
                 if out is not None:
                     yield out
                 if time.monotonic() > self._deadline:  # the hold would expire: stop first
