@@ -4,10 +4,11 @@ Only what must differ on a test machine is changed: the listen address, the
 certificate (a self-signed one made here) and the upstream port. nginx serves
 https for real, so `$scheme` is `https` as in production.
 
-Streamed replies: when the gateway (`/v1/`) exists, its test belongs here too,
-on the `front` fixture: a streamed `/v1/chat/completions` against a fake
-upstream whose first chunk must reach the client before the upstream ends,
-which the README's `proxy_buffering off;` for `/v1/` is there to allow.
+Streamed replies of the gateway (`/v1/`) pass through unbuffered: the first
+chunk of a slow stream reaches the client while the upstream is still
+generating. The README's `proxy_buffering off;` for `/v1/` allows it, and so
+does the gateway's own `X-Accel-Buffering: no` header (for an nginx
+configured otherwise).
 """
 
 import os
@@ -26,6 +27,7 @@ from chatquota.services import accounts
 
 from .dashboard_helpers import CSRF
 from .live import ROOT, LiveServer, free_port
+from .upstream import FakeUpstream
 
 NGINX = Path("/usr/sbin/nginx")
 HOST = "quota.example.org"
@@ -99,7 +101,9 @@ def front(module_app, module_database_url, tmp_path_factory):
     folder = tmp_path_factory.mktemp("nginx")
     cert, tls_key = self_signed(folder)
     port = free_port()
-    with LiveServer(module_database_url, workers=2) as live:
+    upstream = FakeUpstream(token_seconds=0.5)
+    with upstream, LiveServer(module_database_url, workers=2,
+                              CHATQUOTA_UPSTREAM_URL=upstream.url) as live:
         block = for_this_machine(readme_nginx_block(), port, live.port, cert, tls_key)
         conf = nginx_conf(folder, block)
         check = subprocess.run([str(NGINX), "-t", "-p", str(folder), "-c", str(conf), "-e", "stderr"],
@@ -109,7 +113,8 @@ def front(module_app, module_database_url, tmp_path_factory):
                                  stderr=subprocess.PIPE, text=True)
         try:
             _wait_for(port, nginx)
-            yield f"https://127.0.0.1:{port}", str(cert), {"Authorization": f"Token {key}", "Host": HOST}
+            yield (f"https://127.0.0.1:{port}", str(cert),
+                   {"Authorization": f"Token {key}", "Host": HOST}, upstream)
         finally:
             nginx.terminate()
             nginx.wait(timeout=20)
@@ -129,14 +134,14 @@ def _wait_for(port: int, nginx: subprocess.Popen) -> None:
 
 
 def test_links_behind_https_are_https(front):
-    url, ca, headers = front
+    url, ca, headers, _upstream = front
     response = requests.get(f"{url}/api/users/?page_size=1", headers=headers, verify=ca, timeout=10)
     assert response.status_code == 200 and response.headers["X-Result-Count"] == "3"
     assert f'<https://{HOST}/api/users/?page_size=1&page=2>; rel="next"' in response.headers["Link"]
 
 
 def test_dashboard_cookies_behind_https_are_secure(front):
-    url, ca, headers = front
+    url, ca, headers, _upstream = front
     browser = requests.Session()
     form = browser.get(f"{url}/sign-in/", headers={"Host": HOST}, verify=ca, timeout=10)
     form_cookies = form.raw.headers.getlist("Set-Cookie")
@@ -153,7 +158,7 @@ def test_dashboard_cookies_behind_https_are_secure(front):
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_an_oversized_body_is_refused_by_nginx(front, chunked):
-    url, ca, headers = front
+    url, ca, headers, _upstream = front
     body = b'{"user_uuid": "' + b"0" * 100_000 + b'"}'
     data = iter([body]) if chunked else body
     response = requests.post(f"{url}/api/chat-quota/consume/", data=data, verify=ca, timeout=10,
@@ -162,7 +167,23 @@ def test_an_oversized_body_is_refused_by_nginx(front, chunked):
     assert "nginx" in response.text  # refused before gunicorn read a byte
 
 
-def test_the_gateway_path_reaches_chatquota(front):
-    url, ca, headers = front
+def test_the_gateway_lists_models_through_nginx(front):
+    url, ca, headers, _upstream = front
     response = requests.get(f"{url}/v1/models", headers=headers, verify=ca, timeout=10)
-    assert response.headers["Content-Type"] == "application/json"  # chatquota's answer, not nginx's
+    assert response.status_code == 200
+    assert [m["id"] for m in response.json()["data"]] == ["tiny", "other"]
+
+
+def test_a_streamed_reply_arrives_unbuffered(front):
+    url, ca, headers, upstream = front
+    body = {"model": "tiny", "stream": True, "max_tokens": 6,
+            "messages": [{"role": "user", "content": "x" * 100_000}]}  # over the API's 64k
+    with requests.post(f"{url}/v1/chat/completions", json=body, stream=True, verify=ca,
+                       headers=headers, timeout=30) as response:
+        assert response.status_code == 200
+        lines = (line for line in response.iter_lines() if line.startswith(b"data:"))
+        assert b'"content"' in next(lines)
+        # the upstream takes 3 s for six tokens: this arrived while it was still generating
+        assert upstream.streams_finished == 0
+        rest = list(lines)
+    assert rest[-1] == b"data: [DONE]" and upstream.streams_finished == 1

@@ -134,3 +134,9 @@ class FakeUpstream(ThreadingHTTPServer):
     def close(self):
         self.shutdown()
         self.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
