@@ -1,7 +1,7 @@
 """Dashboard pages: what they show, the limit forms, bad input, through Flask's test client."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -218,3 +218,24 @@ def test_form_initial_values():
     form = forms.initial({"daily": None, "weekly": -1, "monthly": 5})
     assert form.modes == {"daily": "default", "weekly": "unlimited", "monthly": "number"}
     assert form.values["monthly"] == "5"
+
+
+def test_usage_is_shown_per_model_on_the_user_page_and_on_me(app, client, staff, alice,
+                                                              fixed_clock):
+    with app.app_context():
+        for model, tokens, days_ago in [("llama-70b", 300, 0), ("llama-70b", 200, 3),
+                                        ("qwen-7b", 50, 1), (None, 7, 2), ("old", 9, 40)]:
+            fixed_clock.instant = datetime(2026, 11, 30, 12, tzinfo=UTC) - timedelta(days=days_ago)
+            metering.consume(db.engine, app.config["TZ"], user_uuid=alice.uuid, model=model,
+                             tokens=tokens, input_tokens=tokens - 5, output_tokens=5,
+                             enforce=False)
+    fixed_clock.set(2026, 11, 30, 12)
+    sign_in(client, staff)
+    page = client.get(f"/admin/users/{alice.uuid}/").get_data(as_text=True)
+    table = page[page.index("By model, last 30 days"):page.index("Recent events")]
+    rows = re.findall(r'data-label="Model">([^<]*)</td><td class="num" data-label="Calls">(\d+)'
+                      r'</td>.*?data-label="Tokens">([\d,]+)</td>', table)
+    assert rows == [("llama-70b", "2", "500"), ("qwen-7b", "1", "50"), ("—", "1", "7")]
+    own = app.test_client()
+    sign_in(own, alice)
+    assert "llama-70b" in own.get("/me/").get_data(as_text=True)

@@ -49,4 +49,5 @@ def me():
     report = quota_report(connection(), g.user, tz)
     past = history.daily_history(db.session, tz, 30, user=g.user)
     return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
-                           chart=present.chart(past))
+                           chart=present.chart(past),
+                           models=history.usage_by_model(db.session, tz, g.user, 30))

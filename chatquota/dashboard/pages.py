@@ -68,10 +68,11 @@ def _render_user(user, form: forms.LimitsForm, status: int = 200, saved: bool = 
     report = quota_report(connection(), user, tz)
     past = history.daily_history(db.session, tz, 30, user=user)
     events = history.list_events(db.session, tz, user=user, limit=20)
+    models = history.usage_by_model(db.session, tz, user, 30)
     page = render_template(
         "dashboard/user.html", subject=user, bars=present.bars(report), held=report.held,
         defaults={p.window.period: p.system_default for p in report.periods}, form=form,
-        chart=present.chart(past), events=events.items, events_total=events.total,
+        chart=present.chart(past), models=models, events=events.items, events_total=events.total,
         reservations=list_active(db.session, user, report.now), saved=saved,
     )
     return page, status

@@ -102,3 +102,34 @@ def daily_history(
     series = [(first + timedelta(days=i), saturate(totals.get(first + timedelta(days=i), 0)))
               for i in range(days)]
     return History(user.uuid if user else None, series)
+
+
+@dataclass(frozen=True)
+class ModelUsage:
+    """One model's share of a user's recorded events (None: calls that named no model)."""
+
+    model: str | None
+    events: int
+    input_tokens: int
+    output_tokens: int
+    tokens: int
+
+
+def usage_by_model(session: Session, tz: ZoneInfo, user, days: int,
+                   now: datetime | None = None) -> list[ModelUsage]:
+    """Return a user's tokens per model over the last `days` local days, most used first.
+
+    Read from the events (an index range of the user's), so pruned days no
+    longer count here.
+    """
+    first = day_start(local_day(now or clock.now(), tz) - timedelta(days=days - 1), tz)
+    tokens = func.sum(cast(UsageEvent.tokens, Double))
+    rows = session.execute(
+        select(UsageEvent.model, func.count(),
+               func.sum(cast(func.coalesce(UsageEvent.input_tokens, 0), Double)),
+               func.sum(cast(func.coalesce(UsageEvent.output_tokens, 0), Double)), tokens)
+        .where(UsageEvent.user_id == user.id, UsageEvent.created_at >= first)
+        .group_by(UsageEvent.model).order_by(tokens.desc(), UsageEvent.model)
+    ).all()
+    return [ModelUsage(model, count, saturate(i), saturate(o), saturate(n))
+            for model, count, i, o, n in rows]
