@@ -16,7 +16,6 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import metrics
 from .services import errors as domain
 
 STATUS = {domain.NotFound: 404, domain.Forbidden: 403, domain.Conflict: 409}  # any other domain error: 400
@@ -79,7 +78,6 @@ def handle_domain_error(error: domain.DomainError):
     """Render a service's domain error."""
     if isinstance(error, domain.QuotaExceeded):
         r = error.refusal
-        metrics.refused(r.period)
         body = {"detail": r.detail, "period": r.period, "reset_at": r.reset_at,
                 "remaining": r.remaining}
         return error_response(429, body, {"Retry-After": str(r.retry_after)})

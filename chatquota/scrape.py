@@ -20,15 +20,6 @@ from .services.reservations import live_holds
 
 bp = Blueprint("metrics", __name__)
 
-# Endpoint -> (operation, the status of an admission). A repeated
-# idempotency_key answers 200 and admits nothing new.
-ADMITTING = {
-    "metering.check": ("check", 200),
-    "metering.consume": ("consume", 201),
-    "reservations.reserve": ("reserve", 201),
-}
-
-
 @bp.before_app_request
 def _start_clock():
     """Note when the request started."""
@@ -37,15 +28,11 @@ def _start_clock():
 
 @bp.after_app_request
 def _record(response):
-    """Count the answered request, its latency, and an admission."""
+    """Count the answered request and its latency (admissions are counted by metering)."""
     started = g.pop("metrics_started", None)
     if started is not None:
-        endpoint = request.endpoint or "none"
-        metrics.request_done(endpoint, request.method, response.status_code,
+        metrics.request_done(request.endpoint or "none", request.method, response.status_code,
                              time.perf_counter() - started)
-        operation, status = ADMITTING.get(endpoint, (None, None))
-        if response.status_code == status:
-            metrics.admitted(operation)
     return response
 
 

@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Engine
 
-from .. import clock
+from .. import clock, metrics
 from ..dialect import Raw, adding_upsert, prepare
 from ..ids import time_ordered_uuid
 from ..models import UsageDay, UsageEvent, User
 from .admission import admit
-from .errors import IdempotencyConflict, InvalidValue, UserInactive, UserNotFound
+from .errors import IdempotencyConflict, InvalidValue, QuotaExceeded, UserInactive, UserNotFound
 from .ledger import ledger_for
 from .limits import MAX_LIMIT
 from .usage import STANDING, QuotaReport, quota_report, report_from, window_params
@@ -144,12 +144,24 @@ def record_event(raw: Raw, standing: Standing, tokens: int, *, enforced: bool,
                        idempotency_key, report.now, standing.user_uuid)
 
 
+def counted(operation: str, run):
+    """Return `run()`, counting its admission or its refusal in the metrics."""
+    try:
+        result = run()
+    except QuotaExceeded as refused:
+        metrics.refused(refused.refusal.period)
+        raise
+    if getattr(result, "created", True):  # a replayed idempotency_key admits nothing new
+        metrics.admitted(operation)
+    return result
+
+
 def check(raw: Raw, user, tokens: int, tz: ZoneInfo) -> QuotaReport:
     """Return the user's report if `tokens` would be admitted now, else raise."""
     if not user.is_active:
         raise UserInactive()
     report = quota_report(raw, user, tz)
-    admit(report, tokens)
+    counted("check", lambda: admit(report, tokens))
     return report
 
 
@@ -211,6 +223,8 @@ def consume(
     """Record one usage event; with `enforce`, only if admitted."""
     fingerprint = request_hash(tokens=tokens, input_tokens=input_tokens,
                                output_tokens=output_tokens, model=model, enforce=enforce)
-    return ledger_for(engine).run(_Consume(
-        tz, user_uuid, tokens, input_tokens, output_tokens, model, idempotency_key, enforce,
-        fingerprint))
+    consumption = _Consume(tz, user_uuid, tokens, input_tokens, output_tokens, model,
+                           idempotency_key, enforce, fingerprint)
+    if not enforce:  # recorded, not admitted
+        return ledger_for(engine).run(consumption)
+    return counted("consume", lambda: ledger_for(engine).run(consumption))

@@ -23,6 +23,7 @@ from .errors import ReservationClosed, ReservationNotFound, UserInactive
 from .ledger import ledger_for
 from .metering import (
     EventRecord,
+    counted,
     event_by_id,
     read_standing,
     record_event,
@@ -148,8 +149,8 @@ def reserve(
     """Admit and hold `tokens` (or, with `at_least`, the most that fits) for `ttl_seconds`."""
     fingerprint = request_hash(tokens=tokens, ttl_seconds=ttl_seconds, model=model,
                                **({"at_least": at_least} if at_least is not None else {}))
-    return ledger_for(engine).run(_Reserve(tz, user_uuid, tokens, at_least, ttl_seconds, model,
-                                           idempotency_key, fingerprint))
+    return counted("reserve", lambda: ledger_for(engine).run(_Reserve(
+        tz, user_uuid, tokens, at_least, ttl_seconds, model, idempotency_key, fingerprint)))
 
 
 def _open(raw: Raw, reservation_uuid: str) -> ReservationRecord:
