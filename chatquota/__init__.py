@@ -8,8 +8,19 @@ them, and builds an app without the HTTP layer for commands that need none.
 from pathlib import Path
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class NoCookieSession(SessionInterface):
+    """Flask's `session` is never opened: a request that wrote to it would raise."""
+
+    def open_session(self, app, request):
+        return None  # Flask then uses a null session
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
@@ -24,6 +35,9 @@ def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.config),
     )
     app.json.sort_keys = False
+    # Nothing uses Flask's signed-cookie session (the dashboard keeps its own,
+    # server-side): without this, every request would build a signer for it.
+    app.session_interface = NoCookieSession()
 
     db.init_app(app)
     app.teardown_appcontext(release_connection)
