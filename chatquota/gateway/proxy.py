@@ -21,7 +21,7 @@ from .calls import Call
 from .charged import Unknown, charged_user
 from .estimate import Invalid, Learned, Plan, reported_usage
 from .relay import Stream
-from .upstreams import Router
+from .upstreams import Router, Upstream
 
 STREAM_MARGIN_SECONDS = 30  # a stream ends this long before its hold would expire
 
@@ -89,17 +89,28 @@ def _inactive():
                              "user_inactive")
 
 
-def forward(path: str, planner) -> Response:
-    """Proxy one POST to the upstream of its model, within the charged user's quota.
+@dataclass
+class Outgoing:
+    """A call ready to be admitted: whom it charges, its body, model, upstream and plan."""
+
+    user: UserRecord
+    body: dict
+    model: str
+    upstream: Upstream
+    plan: Plan
+    cap_fields: tuple
+
+
+def planned(router: Router, planner) -> Outgoing:
+    """Read, check and plan the request; abort with its 4xx when it cannot be forwarded.
 
     `planner(body, model)` returns the request's Plan and the body fields
     that carry its completion cap.
     """
-    gateway = state()
     caller = authenticated()
     body = json_body()
     model = model_of(body)
-    upstream = gateway.router.for_model(model)
+    upstream = router.for_model(model)
     if upstream is None:
         abort(replies.error(404, f"The model '{model}' does not exist.", "invalid_request_error",
                             "model_not_found", param="model"))
@@ -108,37 +119,47 @@ def forward(path: str, planner) -> Response:
         plan, cap_fields = planner(body, model)
     except Invalid as bad:
         abort(replies.invalid(str(bad), bad.param))
+    return Outgoing(user, body, model, upstream, plan, cap_fields)
+
+
+def forward(path: str, planner) -> Response:
+    """Proxy one POST to the upstream of its model, within the charged user's quota."""
+    gateway = state()
+    out = planned(gateway.router, planner)
     if not gateway.slots.acquire(blocking=False):
         abort(replies.busy())
-    handed_over = False
+    handed_over = False  # to the streamed body, which frees the slot when it ends
     try:
-        call = _admit(user, plan, model, gateway.learned)
-        if call.held.tokens < plan.wanted:
-            for field in cap_fields:
-                body[field] = plan.cap_within(call.held.tokens)
-        streaming = body.get("stream") is True
-        if streaming:
-            options = body.get("stream_options")
-            options = options if isinstance(options, dict) else {}
-            show_usage = options.get("include_usage") is True
-            body["stream_options"] = {**options, "include_usage": True}
-        reply = _ask(gateway.router.client(upstream), f"{upstream.url}/{path}", body, streaming,
-                     call)
+        call = _admit(out.user, out.plan, out.model, gateway.learned)
+        if call.held.tokens < out.plan.wanted:
+            for field in out.cap_fields:
+                out.body[field] = out.plan.cap_within(call.held.tokens)
+        show_usage = _ask_for_usage(out.body) if out.body.get("stream") is True else None
+        reply = _ask(gateway.router.client(out.upstream), f"{out.upstream.url}/{path}",
+                     out.body, show_usage is not None, call)
         if reply.status_code >= 400:  # the upstream's own error, passed on; nothing charged
             call.cancel()
             return _passed_on(reply)
-        if streaming:
-            seconds = current_app.config["GATEWAY_HOLD_SECONDS"] - STREAM_MARGIN_SECONDS
-            handed_over = True
-            return Response(Stream(reply, call, show_usage, seconds, gateway.slots.release),
-                            status=reply.status_code,
-                            content_type=reply.headers.get("content-type", "text/event-stream"),
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        _settle_whole(call, reply)
-        return _passed_on(reply)
+        if show_usage is None:
+            _settle_whole(call, reply)
+            return _passed_on(reply)
+        seconds = current_app.config["GATEWAY_HOLD_SECONDS"] - STREAM_MARGIN_SECONDS
+        handed_over = True
+        return Response(Stream(reply, call, show_usage, seconds, gateway.slots.release),
+                        status=reply.status_code,
+                        content_type=reply.headers.get("content-type", "text/event-stream"),
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     finally:
         if not handed_over:
             gateway.slots.release()
+
+
+def _ask_for_usage(body: dict) -> bool:
+    """Ask the upstream for a stream's usage; return whether the client asked for it too."""
+    options = body.get("stream_options")
+    options = options if isinstance(options, dict) else {}
+    body["stream_options"] = {**options, "include_usage": True}
+    return options.get("include_usage") is True
 
 
 def _admit(user: UserRecord, plan: Plan, model: str, learned: Learned) -> Call:
