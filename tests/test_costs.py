@@ -21,8 +21,9 @@ def history(app, alice):
     """alice with 3,000 old events, 400 day totals and 2,000 expired holds."""
     with app.app_context():
         old = datetime(2025, 1, 1, tzinfo=UTC)
-        db.session.add_all(UsageEvent(uuid=f"{i:032x}", user_id=alice.user.id, tokens=1, enforced=True,
-                                      created_at=old) for i in range(3000))
+        db.session.add_all(UsageEvent(uuid=f"{i:032x}", user_id=alice.user.id, tokens=1,
+                                      charged_tokens=1, enforced=True, created_at=old)
+                           for i in range(3000))
         db.session.add_all(UsageDay(user_id=alice.user.id, day=date(2025, 1, 1) + timedelta(days=i),
                                     tokens=5) for i in range(400))
         db.session.add_all(Reservation(uuid=f"{i:031x}f", user_id=alice.user.id, tokens=1, state="active",

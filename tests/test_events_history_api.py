@@ -46,7 +46,7 @@ def test_user_sees_own_events_newest_first(client, usage, alice):
     assert first["user_uuid"] == alice.uuid and first["model"] == "gpt-a"
     assert first["created_at"] == "2026-11-30T09:00:00+00:00"
     assert set(first) == {"uuid", "user_uuid", "tokens", "input_tokens", "output_tokens",
-                          "model", "enforced", "idempotency_key", "created_at"}
+                          "model", "charged_tokens", "enforced", "idempotency_key", "created_at"}
 
 
 def test_user_may_name_self_but_not_others(client, usage, alice, bob):
