@@ -100,7 +100,8 @@ def set_weights(session: Session, actor: Actor | None, model: str, input_weight:
         created = session.execute(
             insert(session.get_bind().dialect.name, ModelWeight)
             .values(model=model, updated_at=now, **new)
-            .on_conflict_do_nothing(index_elements=["model"])).rowcount == 1
+            .on_conflict_do_nothing(index_elements=["model"])
+            .returning(ModelWeight.model)).first() is not None
         lock_rows(session, _LOCK, {"model": model})
         row = session.get(ModelWeight, model, populate_existing=True)
         for field, value in new.items():
