@@ -231,8 +231,6 @@ class Membership(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    user: Mapped[User] = relationship()
-
 
 class GroupUsageDay(db.Model):
     """Running total of the tokens charged to a group on one local day."""

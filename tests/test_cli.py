@@ -146,7 +146,8 @@ def test_group_commands_fail_in_one_line_without_changing_anything(runner):
          "output_weight: Ensure that there are no more than 6 decimal places."),
     ]:
         result = invoke(runner, *args)
-        assert result.exit_code == 1 and result.stderr == f"Error: {message}\n", (args, result.stderr)
+        assert result.exit_code == 1, args
+        assert result.stderr == f"Error: {message}\n", (args, result.stderr)
     invoke(runner, "add-member", "chem", "ned")
     again = invoke(runner, "add-member", "chem", "ned")
     assert again.stderr == "Error: This user is already a member of this group.\n"

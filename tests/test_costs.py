@@ -100,7 +100,7 @@ def groups_history(app, history):
 
 
 def full_scans(app, statements):
-    """Return the plan lines of the statements that read a whole table (SELECTs, INSERT ... SELECT)."""
+    """Return the plan lines of the statements (SELECT, INSERT ... SELECT) that read a whole table."""
     selects = [(sql, params) for sql, params in statements
                if sql.lstrip().upper().startswith("SELECT")
                or (sql.lstrip().upper().startswith("INSERT") and " SELECT " in sql.upper())]

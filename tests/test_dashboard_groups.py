@@ -111,7 +111,8 @@ def test_group_form_errors_change_nothing(app, client, staff, alice, physics):
     cases = [
         ("/admin/groups/", {"name": "physics"}, "A group with this name already exists."),
         ("/admin/groups/", {"name": "  "}, "Length must be between 1 and 150."),
-        (f"/admin/groups/{physics}/members/", {"username": "nobody"}, "User &#39;nobody&#39; not found."),
+        (f"/admin/groups/{physics}/members/", {"username": "nobody"},
+         "User &#39;nobody&#39; not found."),
         (f"/admin/groups/{physics}/members/", {"username": "alice"},
          "This user is already a member of this group."),
         (f"/admin/groups/{physics}/name/", {"name": ""}, "Length must be between 1 and 150."),

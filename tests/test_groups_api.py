@@ -115,7 +115,8 @@ def test_a_group_is_read_by_privileged_roles_and_its_members(client, support, al
     assert client.get(f"{GROUPS}{uuidlib.uuid4().hex}/", headers=bob.headers).status_code == 403
     assert client.get(f"{GROUPS}{uuidlib.uuid4().hex}/", headers=support.headers).status_code == 404
     response = client.get(f"{GROUPS}nope/", headers=support.headers)
-    assert response.status_code == 400 and response.json == {"group_uuid": ["Must be a valid UUID."]}
+    assert response.status_code == 400
+    assert response.json == {"group_uuid": ["Must be a valid UUID."]}
 
 
 def test_staff_rename_a_group(app, client, staff, physics):
@@ -227,7 +228,8 @@ def test_set_group_quota_keeps_omitted_and_resets_null(app, client, request, phy
 @pytest.mark.parametrize("body, status, errors", [
     ({"daily_limit": 5}, 400, {"group_uuid": ["Missing data for required field."]}),
     ({"group_uuid": "nope"}, 400, {"group_uuid": ["Must be a valid UUID."]}),
-    ({"GROUP": True, "daily_limit": "lots"}, 400, {"daily_limit": ["A valid integer is required."]}),
+    ({"GROUP": True, "daily_limit": "lots"}, 400,
+     {"daily_limit": ["A valid integer is required."]}),
     ({"GROUP": True, "monthly_limit": 2**53}, 400, {"monthly_limit": [
         "Must be greater than or equal to -1 and less than or equal to 9007199254740991."]}),
     ({"GROUP": True, "daily_limit": True}, 400, {"daily_limit": ["A valid integer is required."]}),
@@ -258,7 +260,8 @@ def test_group_defaults_are_their_own(app, client, staff, support, alice, physic
         "weekly_limit"] == -1
     body = client.get(USAGE, query_string={"group_uuid": physics}, headers=alice.headers).json
     assert (body["weekly_system_default"], body["weekly_remaining"]) == (1000, 1000)
-    assert client.put(DEFAULTS, json={"weekly_limit": 1}, headers=support.headers).status_code == 403
+    assert client.put(DEFAULTS, json={"weekly_limit": 1},
+                      headers=support.headers).status_code == 403
     assert client.get(DEFAULTS, headers=alice.headers).status_code == 403
     assert client.put(DEFAULTS, json={}, headers=staff.headers).status_code == 400
     with app.app_context():
@@ -272,8 +275,8 @@ def test_quotas_overview_filters_by_group(client, staff, support, alice, bob, ph
     assert rows.status_code == 200 and [r["username"] for r in rows.json] == ["alice"]
     assert rows.headers["X-Result-Count"] == "1"
     assert len(client.get("/api/chat-quota/quotas/", headers=staff.headers).json) == 4
-    response = client.get("/api/chat-quota/quotas/", query_string={"group_uuid": uuidlib.uuid4().hex},
-                          headers=staff.headers)
+    response = client.get("/api/chat-quota/quotas/",
+                          query_string={"group_uuid": uuidlib.uuid4().hex}, headers=staff.headers)
     assert response.status_code == 404
 
 

@@ -23,7 +23,7 @@ def _limits(defaults: dict[str, int]) -> dict[str, int]:
 @blp.arguments(GroupQuerySchema, location="query")
 @blp.response(200, ChatQuotaSchema)
 def group_usage(args):
-    """Return a group's limits and usage: the 15 fields, `system_default` being the group default."""
+    """Return a group's limits and usage: the 15 fields (`system_default`: the group default)."""
     uuid = readable_group(args["group_uuid"])
     return group_report(connection(), uuid, current_app.config["TZ"]).fields()
 

@@ -84,7 +84,8 @@ def _render_group(group_uuid: str, form: forms.LimitsForm | None = None, status:
     members = groups.list_members(db.session, subject, limit=MEMBERS_SHOWN)
     html = render_template(
         "dashboard/group.html", group=record, bars=present.group_bars(record.report),
-        held=record.report.held, form=form, error=error, saved=SAVED.get(request.args.get("saved", "")),
+        held=record.report.held, form=form, error=error,
+        saved=SAVED.get(request.args.get("saved", "")),
         defaults=limits.get_defaults(db.session, limits.GROUP), members=members.items,
         members_total=members.total, may_edit=g.user.is_staff,
         chart=present.chart(history.daily_history(db.session, tz, 30, group=subject)))

@@ -60,7 +60,7 @@ class Bar:
 
 
 def bar(p: PeriodUsage, default_name: str = "System default") -> Bar:
-    """Return the bar of one period of a quota report (a group's: `default_name` "Group default")."""
+    """Return the bar of one period of a quota report (a group's: default_name "Group default")."""
     limit = p.effective
     if limit == UNLIMITED:
         percent, level = None, "unlimited"
@@ -83,7 +83,7 @@ def group_bars(report) -> list[Bar]:
 
 
 def refusal_now(report: QuotaReport, groups: list[GroupReport]) -> str | None:
-    """Return why a new request would be refused now (naming the group, if one refuses), else None."""
+    """Return why a new request would be refused now (naming a refusing group), else None."""
     try:
         admit(report, 0, groups=groups)
     except QuotaExceeded as refused:

@@ -70,6 +70,9 @@ class SetGroupQuotaRequestSchema(StrictSchema):
     """Set some of a group's limits; an omitted field keeps its value."""
 
     group_uuid = Uuid(required=True, metadata={"description": "UUID of the group."})
-    daily_limit = limit_field("Daily token limit. null = group default, -1 = unlimited; omit to keep.")
-    weekly_limit = limit_field("Weekly token limit. null = group default, -1 = unlimited; omit to keep.")
-    monthly_limit = limit_field("Monthly token limit. null = group default, -1 = unlimited; omit to keep.")
+    daily_limit = limit_field("Daily token limit. null = group default, -1 = unlimited; "
+                              "omit to keep.")
+    weekly_limit = limit_field("Weekly token limit. null = group default, -1 = unlimited; "
+                               "omit to keep.")
+    monthly_limit = limit_field("Monthly token limit. null = group default, -1 = unlimited; "
+                                "omit to keep.")
