@@ -7,7 +7,7 @@ from flask_smorest import abort
 
 from .extensions import connection
 from .models import User
-from .services import accounts
+from .services import accounts, groups
 from .services.accounts import UserRecord
 
 # Who may do what, named once for the API and the dashboard.
@@ -68,3 +68,15 @@ def target_user(user_uuid: str | None, *roles: str) -> UserRecord:
     if not has_role(me, *roles):
         abort(403)
     return accounts.read_user(connection(), user_uuid)
+
+
+def readable_group(group_uuid: str) -> str:
+    """Return `group_uuid` if the caller may read that group: privileged roles or its members.
+
+    Anyone else gets a 403, whether or not the group exists, so the answer
+    leaks nothing.
+    """
+    me = current_user()
+    if not has_role(me, *PRIVILEGED) and not groups.is_member(connection(), group_uuid, me.id):
+        abort(403)
+    return group_uuid

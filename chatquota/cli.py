@@ -94,6 +94,26 @@ def _user(name: str):
     return _run(accounts.get_user_by_name, db.session, name)
 
 
+def _group(name: str):
+    """Return the group called NAME, or fail naming it."""
+    from .extensions import db
+    from .services import groups
+
+    return _run(groups.get_group_by_name, db.session, name)
+
+
+def _limit_changes(**given) -> dict[str, int | None]:
+    """Return `<period>_limit` -> value for the --daily/--weekly/--monthly options given."""
+    return {f"{p}_limit": _limit(v, f"{p}_limit") for p, v in given.items() if v is not None}
+
+
+def _limit_options(fn):
+    """Add --daily, --weekly and --monthly to a command."""
+    for period in reversed(PERIODS):
+        fn = click.option(f"--{period}", help="Limit, -1 for unlimited, or 'default'.")(fn)
+    return fn
+
+
 BASELINE_REVISION = "0001"
 
 
@@ -164,20 +184,103 @@ def set_default(period, limit):
 
 @command("set-quota")
 @click.argument("name")
-@click.option("--daily", help="Limit, -1 for unlimited, or 'default'.")
-@click.option("--weekly", help="Limit, -1 for unlimited, or 'default'.")
-@click.option("--monthly", help="Limit, -1 for unlimited, or 'default'.")
+@_limit_options
 def set_quota(name, daily, weekly, monthly):
     """Set user NAME's limits; periods not given keep their value."""
     from .extensions import db
     from .services import limits
 
-    given = {"daily": daily, "weekly": weekly, "monthly": monthly}
-    changes = {f"{p}_limit": _limit(v, f"{p}_limit") for p, v in given.items() if v is not None}
+    changes = _limit_changes(daily=daily, weekly=weekly, monthly=monthly)
     if not changes:
         _fail("Give at least one of --daily, --weekly, --monthly.")
     _run(limits.set_quota, db.session, None, _user(name).uuid, changes)
     click.echo(f"Quota of {name} updated.", err=True)
+
+
+@command("create-group")
+@click.argument("name")
+@_limit_options
+def create_group(name, daily, weekly, monthly):
+    """Create group NAME (limits not given follow the group defaults) and print its uuid."""
+    from .extensions import db
+    from .schemas.groups import GroupCreateSchema
+    from .services import groups
+
+    fields = _load(GroupCreateSchema, {"name": name})  # the rules of POST /api/groups/
+    limits = _limit_changes(daily=daily, weekly=weekly, monthly=monthly)
+    group = _run(groups.create_group, db.session, None, fields["name"], limits)
+    click.echo(group.uuid)
+
+
+@command("add-member")
+@click.argument("group")
+@click.argument("user")
+def add_member(group, user):
+    """Add user USER to group GROUP: from now on their usage counts for the group too."""
+    from .extensions import db
+    from .services import groups
+
+    _run(groups.add_member, db.session, None, _group(group).uuid, _user(user).uuid)
+    click.echo(f"{user} is now a member of {group}.", err=True)
+
+
+@command("remove-member")
+@click.argument("group")
+@click.argument("user")
+def remove_member(group, user):
+    """Remove user USER from group GROUP; what they used stays the group's."""
+    from .extensions import db
+    from .services import groups
+
+    _run(groups.remove_member, db.session, None, _group(group).uuid, _user(user).uuid)
+    click.echo(f"{user} is no longer a member of {group}.", err=True)
+
+
+@command("set-group-quota")
+@click.argument("group")
+@_limit_options
+def set_group_quota(group, daily, weekly, monthly):
+    """Set group GROUP's limits; periods not given keep their value."""
+    from .extensions import db
+    from .services import groups
+
+    changes = _limit_changes(daily=daily, weekly=weekly, monthly=monthly)
+    if not changes:
+        _fail("Give at least one of --daily, --weekly, --monthly.")
+    _run(groups.set_group_quota, db.session, None, _group(group).uuid, changes)
+    click.echo(f"Quota of group {group} updated.", err=True)
+
+
+@command("set-group-default")
+@click.argument("period", type=click.Choice(PERIODS))
+@click.argument("limit")
+def set_group_default(period, limit):
+    """Set the default LIMIT (-1 = unlimited) of PERIOD for groups."""
+    from .extensions import db
+    from .services import limits
+
+    value = _limit(limit, f"{period}_limit")
+    if value is None:
+        _fail("LIMIT must be an integer >= -1.")
+    limits.set_defaults(db.session, None, {period: value}, limits.GROUP)
+    click.echo(f"{period} group default set to {value}.", err=True)
+
+
+@command("set-model-weight")
+@click.argument("model")
+@click.argument("input_weight")
+@click.argument("output_weight")
+def set_model_weight(model, input_weight, output_weight):
+    """Charge MODEL's tokens by INPUT_WEIGHT and OUTPUT_WEIGHT (e.g. 0.25 4) from now on."""
+    from .extensions import db
+    from .schemas.weights import ModelWeightRequestSchema
+    from .services import weights
+
+    fields = _load(ModelWeightRequestSchema, {"model": model, "input_weight": input_weight,
+                                              "output_weight": output_weight})
+    record, _created = weights.set_weights(db.session, None, **fields)
+    click.echo(f"{model}: input tokens weigh {record.input_weight}, "
+               f"output tokens {record.output_weight}.", err=True)
 
 
 @command("usage")
@@ -190,6 +293,19 @@ def usage(name):
 
     with Raw.checkout(db.engine) as raw:
         report = quota_report(raw, _user(name), current_app.config["TZ"])
+    click.echo(json.dumps(report.fields(), indent=2))
+
+
+@command("group-usage")
+@click.argument("name")
+def group_usage(name):
+    """Print group NAME's quota and usage as JSON."""
+    from .dialect import Raw
+    from .extensions import db
+    from .services.usage import group_report
+
+    with Raw.checkout(db.engine) as raw:
+        report = group_report(raw, _group(name).uuid, current_app.config["TZ"])
     click.echo(json.dumps(report.fields(), indent=2))
 
 
@@ -297,7 +413,9 @@ def copy_data(target_url):
 
 
 COMMANDS = (init_db, copy_data, create_user, create_token, set_default, set_quota, usage,
-            ensure_admin, purge_reservations, prune_events, backup, openapi)
+            create_group, add_member, remove_member, set_group_quota, set_group_default,
+            group_usage, set_model_weight, ensure_admin, purge_reservations, prune_events, backup,
+            openapi)
 
 
 def init_app(app) -> None:

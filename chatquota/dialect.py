@@ -140,13 +140,19 @@ def insert(dialect: str, model):
     return (postgresql if dialect == "postgresql" else sqlite).insert(model.__table__)
 
 
-def adding_upsert(model, columns: tuple, keys: tuple, add: tuple, dialect: str = "sqlite"):
+def adding_upsert(model, columns: tuple, keys: tuple, add: tuple, dialect: str = "sqlite",
+                  rows=None):
     """Return an INSERT of `columns` that, where `keys` exist, adds the `add` columns instead.
 
-    The statement text is the same on both backends (`ON CONFLICT ... DO UPDATE`).
+    The values are binds named after the columns, or the rows of the SELECT
+    `rows` (which has a WHERE: SQLite then cannot read its ON CONFLICT as a
+    join's ON). The statement text is the same on both backends (`ON CONFLICT
+    ... DO UPDATE`).
     """
     table = model.__table__
-    stmt = insert(dialect, model).values({col: bindparam(col) for col in columns})
+    stmt = insert(dialect, model)
+    stmt = (stmt.values({col: bindparam(col) for col in columns}) if rows is None
+            else stmt.from_select(list(columns), rows))
     return stmt.on_conflict_do_update(index_elements=list(keys),
                                       set_={col: table.c[col] + stmt.excluded[col] for col in add})
 

@@ -78,8 +78,9 @@ def handle_domain_error(error: domain.DomainError):
     """Render a service's domain error."""
     if isinstance(error, domain.QuotaExceeded):
         r = error.refusal
-        body = {"detail": r.detail, "period": r.period, "reset_at": r.reset_at,
-                "remaining": r.remaining}
+        body = {"detail": r.detail, "period": r.period, "scope": r.scope,
+                **({"group_uuid": r.group_uuid} if r.scope == "group" else {}),
+                "reset_at": r.reset_at, "remaining": r.remaining}
         return error_response(429, body, {"Retry-After": str(r.retry_after)})
     if isinstance(error, domain.InvalidValue):
         return error_response(400, {error.field: [error.message]})

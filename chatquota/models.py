@@ -1,9 +1,9 @@
-"""Database models: accounts, limits, usage, reservations, settings, audit.
+"""Database models: accounts, groups, limits, usage, reservations, weights, settings, audit.
 
 Usage is stored twice on purpose: one row per event (the record) and one
-running total per user and local day (`UsageDay`), kept in the same
-transaction. Reads and admission only touch the day totals, so their cost
-does not grow with history.
+running total per user and local day (`UsageDay`), and per group and local
+day (`GroupUsageDay`), kept in the same transaction. Reads and admission
+only touch the day totals, so their cost does not grow with history.
 """
 
 from datetime import UTC, date, datetime
@@ -101,7 +101,7 @@ class ApiToken(db.Model):
 
 
 class Setting(db.Model):
-    """A system-wide integer setting, e.g. `daily_default`."""
+    """A system-wide integer setting, e.g. `daily_default` or `group_daily_default`."""
 
     __tablename__ = "settings"
 
@@ -134,6 +134,8 @@ class UsageEvent(db.Model):
     input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     model: Mapped[str | None] = mapped_column(String(200))
+    # What counts against quotas: `tokens` weighted by the model's weights.
+    charged_tokens: Mapped[int] = mapped_column(BigInteger)
     enforced: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -148,7 +150,7 @@ class UsageEvent(db.Model):
 
 
 class UsageDay(db.Model):
-    """Running total of a user's tokens on one local day."""
+    """Running total of a user's charged tokens on one local day."""
 
     __tablename__ = "usage_days"
     __table_args__ = (Index("ix_usage_days_day", "day"),)
@@ -196,6 +198,86 @@ class Reservation(db.Model):
     @property
     def user_uuid(self) -> str:
         return self.user.uuid
+
+
+class Group(db.Model):
+    """A team, project or department: limits shared by its members.
+
+    Admission locks its row (FOR UPDATE) on PostgreSQL after the members'
+    quota rows, which serialises metering per group.
+    """
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(150), unique=True)
+    daily_limit: Mapped[int | None] = mapped_column(BigInteger)
+    weekly_limit: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_limit: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Membership(db.Model):
+    """A user's membership of a group, since `created_at`."""
+
+    __tablename__ = "memberships"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class GroupUsageDay(db.Model):
+    """Running total of the tokens charged to a group on one local day."""
+
+    __tablename__ = "group_usage_days"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReservationGroup(db.Model):
+    """A live hold counted against a group it was admitted against.
+
+    The hold's tokens and expiry are copied here and the row is deleted when
+    the hold ends, so a group's live holds are one index range, however many
+    reservations are kept (an expired one's row goes when it is purged).
+    """
+
+    __tablename__ = "reservation_groups"
+    __table_args__ = (Index("ix_reservation_groups_live", "group_id", "expires_at"),)
+
+    reservation_id: Mapped[int] = mapped_column(
+        ForeignKey("reservations.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ModelWeight(db.Model):
+    """How much an input and an output token of a model count against quotas.
+
+    Weights are exact decimals stored as text (e.g. `0.25`): SQLite has no
+    exact decimal type, and text reads back the same on every backend.
+    """
+
+    __tablename__ = "model_weights"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    input_weight: Mapped[str] = mapped_column(String(32))
+    output_weight: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(db.Model):

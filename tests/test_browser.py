@@ -8,6 +8,7 @@ save the users page the test sees.
 import os
 import re
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import requests
 from chatquota import clock, create_app
 from chatquota.extensions import db
 from chatquota.periods import PERIODS
-from chatquota.services import accounts, limits, metering
+from chatquota.services import accounts, groups, limits, metering, weights
 
 from .live import LiveServer
 
@@ -173,9 +174,18 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
     url = f"sqlite:///{tmp_path / 'phone.sqlite3'}"
     key, uuids = seed(url, monkeypatch)
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "x"})
-    with app.app_context():  # a long name, and a boolean change for the audit log
-        accounts.create_user(db.session, None, "a-rather-long-username-of-the-north-east-region-team")
+    with app.app_context():  # long names, and a boolean change for the audit log
+        long = accounts.create_user(db.session, None,
+                                    "a-rather-long-username-of-the-north-east-region-team")
         accounts.update_user(db.session, None, uuids["bob"], {"is_active": False})
+        team = groups.create_group(db.session, None,
+                                   "a-rather-long-group-name-of-the-north-east-region-physics-lab",
+                                   {"daily_limit": 100})
+        for member in (uuids["carol"], long.uuid):
+            groups.add_member(db.session, None, team.uuid, member)
+        weights.set_weights(db.session, None,
+                            "meta-llama/Llama-3.1-405B-Instruct-Turbo-with-a-long-suffix",
+                            Decimal("0.125"), Decimal("12.5"))
         db.engine.dispose()
     with LiveServer(url, workers=1) as server:
         page = browser.new_page(viewport=PHONE)
@@ -185,7 +195,8 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
         page.click("form button[type=submit]")
         page.wait_for_url(server.url + "/admin/")
         for path in ("/admin/", f"/admin/users/{uuids['carol']}/", "/admin/audit/?page_size=50",
-                     "/admin/defaults/", "/me/"):
+                     "/admin/defaults/", "/me/", "/admin/groups/", f"/admin/groups/{team.uuid}/",
+                     "/admin/model-weights/"):
             page.goto(server.url + path)
             widths[path] = page.evaluate("document.documentElement.scrollWidth")
         assert all(width <= PHONE["width"] for width in widths.values()), widths

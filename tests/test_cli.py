@@ -99,9 +99,66 @@ def test_ensure_admin_refuses_a_weak_chosen_token(runner):
     assert retry.exit_code == 0 and retry.stdout.startswith("a-long-enough")  # nothing half-made
 
 
+def test_groups_and_weights_from_the_command_line(runner, app):
+    invoke(runner, "create-user", "lea")
+    invoke(runner, "create-user", "max")
+    created = invoke(runner, "create-group", "physics", "--daily", "100")
+    assert created.exit_code == 0 and re.fullmatch(r"[0-9a-f]{32}\n", created.stdout)
+    for args in (["add-member", "physics", "lea"], ["add-member", "physics", "max"],
+                 ["remove-member", "physics", "max"],
+                 ["set-group-quota", "physics", "--weekly", "700", "--daily", "default"],
+                 ["set-group-default", "daily", "50"],
+                 ["set-model-weight", "org/big-model", "0.25", "4"]):
+        result = invoke(runner, *args)
+        assert result.exit_code == 0 and result.stdout == "", (args, result.stderr)
+    body = json.loads(invoke(runner, "group-usage", "physics").stdout)
+    assert (body["daily_limit"], body["daily_system_default"], body["weekly_limit"]) == (
+        None, 50, 700)
+    with app.app_context():
+        from chatquota.services import groups, weights
+
+        group = groups.get_group_by_name(db.session, "physics")
+        members = groups.list_members(db.session, group).items
+        listed = weights.list_weights(db.session).items
+        actors = set(db.session.scalars(db.select(AuditEntry.actor)))
+    assert [m.username for m in members] == ["lea"]
+    assert [(w.model, w.input_weight, w.output_weight) for w in listed] == [
+        ("org/big-model", "0.25", "4")]
+    assert actors == {"cli"}
+
+
+def test_group_commands_fail_in_one_line_without_changing_anything(runner):
+    invoke(runner, "create-user", "ned")
+    invoke(runner, "create-group", "chem")
+    for args, message in [
+        (["create-group", "chem"], "A group with this name already exists."),
+        (["create-group", " "], "name: Length must be between 1 and 150."),
+        (["create-group", "bio", "--daily", "-2"], "daily_limit: Must be greater than or equal "
+                                                   "to -1 and less than or equal to "
+                                                   "9007199254740991."),
+        (["add-member", "nope", "ned"], "Group 'nope' not found."),
+        (["add-member", "chem", "nobody"], "User 'nobody' not found."),
+        (["remove-member", "chem", "ned"], "This user is not a member of this group."),
+        (["set-group-quota", "chem"], "Give at least one of --daily, --weekly, --monthly."),
+        (["set-group-default", "daily", "default"], "LIMIT must be an integer >= -1."),
+        (["set-model-weight", "m", "lots", "1"], "input_weight: A valid number is required."),
+        (["set-model-weight", "m", "1", "0.0000001"],
+         "output_weight: Ensure that there are no more than 6 decimal places."),
+    ]:
+        result = invoke(runner, *args)
+        assert result.exit_code == 1, args
+        assert result.stderr == f"Error: {message}\n", (args, result.stderr)
+    invoke(runner, "add-member", "chem", "ned")
+    again = invoke(runner, "add-member", "chem", "ned")
+    assert again.stderr == "Error: This user is already a member of this group.\n"
+    body = json.loads(invoke(runner, "group-usage", "chem").stdout)
+    assert body["daily_limit"] is None and body["daily_system_default"] == -1
+
+
 def test_every_command_has_help(runner):
     for command in ("init-db", "create-user", "create-token", "set-default", "set-quota",
-                    "usage", "ensure-admin"):
+                    "usage", "ensure-admin", "create-group", "add-member", "remove-member",
+                    "set-group-quota", "set-group-default", "group-usage", "set-model-weight"):
         result = invoke(runner, command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
 
@@ -145,6 +202,7 @@ def test_commands_import_what_they_need_when_they_need_it():
     assert loaded_modules("usage", "--help") == set()
     # A command reads the database, not the HTTP layer.
     assert loaded_modules("usage", "nobody") == {"sqlalchemy", "alembic"}
+    assert loaded_modules("group-usage", "nobody") == {"sqlalchemy", "alembic"}
 
 
 def test_openapi_formats_are_the_documents_formats():

@@ -1,6 +1,7 @@
 """`copy-data`: move every table of a SQLite deployment into another, empty database."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import flask_migrate
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import select
 from chatquota import clock, create_app
 from chatquota.extensions import db
 from chatquota.models import Reservation, UsageEvent, WebSession
-from chatquota.services import accounts, limits, metering
+from chatquota.services import accounts, groups, limits, metering, reservations, weights
 
 from .databases import TEST_DATABASE_URL, scratch_schema
 
@@ -32,13 +33,17 @@ def source(tmp_path, fixed_clock):
                          created_at=clock.now(), expires_at=clock.now() + timedelta(hours=8)))
         user = accounts.create_user(s, None, "ann")
         limits.set_quota(s, staff, user.uuid, {"daily_limit": 500})
+        team = groups.create_group(s, staff, "physics", {"weekly_limit": 900})
+        groups.add_member(s, staff, team.uuid, user.uuid)
+        weights.set_weights(s, staff, "m", Decimal("0.5"), Decimal(3))
+        reservations.reserve(s.get_bind(), tz, user_uuid=user.uuid, tokens=5, ttl_seconds=600)
         metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=40, idempotency_key="k1")
         fixed_clock.instant -= timedelta(days=1)
         metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=2, model="m", enforce=False)
         hold = Reservation(uuid="a" * 32, user_id=user.id, tokens=9, state="committed",
                            created_at=clock.now(), expires_at=clock.now() + timedelta(hours=1))
-        event = UsageEvent(uuid="b" * 32, user_id=user.id, tokens=9, enforced=True,
-                           created_at=clock.now())
+        event = UsageEvent(uuid="b" * 32, user_id=user.id, tokens=9, charged_tokens=9,
+                           enforced=True, created_at=clock.now())
         s.add(event)
         s.flush()
         hold.event_id = event.id
@@ -111,7 +116,7 @@ def test_a_target_with_rows_is_refused_and_left_alone(source, target_url):
     before = dump(make_app(target_url))
     result = copy(source, target_url)
     assert result.exit_code == 1
-    assert result.stderr == "Error: Target database is not empty: table 'settings' has rows.\n"
+    assert result.stderr == "Error: Target database is not empty: table 'groups' has rows.\n"
     assert dump(make_app(target_url)) == before
 
 

@@ -3,7 +3,8 @@
 Every statement they run is checked with the database's query planner: each
 table is reached through an index, never read whole (SQLite: SEARCH, not SCAN;
 PostgreSQL: no Seq Scan even with sequential scans discouraged), and the
-statement count per call is fixed.
+statement count per call is fixed, also for a user in several groups with
+long histories, many members and many expired holds.
 """
 
 from datetime import UTC, date, datetime, timedelta
@@ -13,7 +14,17 @@ from sqlalchemy import event
 
 from chatquota.dialect import Raw
 from chatquota.extensions import db
-from chatquota.models import Reservation, UsageDay, UsageEvent
+from chatquota.models import (
+    Group,
+    GroupUsageDay,
+    Membership,
+    Quota,
+    Reservation,
+    ReservationGroup,
+    UsageDay,
+    UsageEvent,
+    User,
+)
 
 
 @pytest.fixture
@@ -21,8 +32,9 @@ def history(app, alice):
     """alice with 3,000 old events, 400 day totals and 2,000 expired holds."""
     with app.app_context():
         old = datetime(2025, 1, 1, tzinfo=UTC)
-        db.session.add_all(UsageEvent(uuid=f"{i:032x}", user_id=alice.user.id, tokens=1, enforced=True,
-                                      created_at=old) for i in range(3000))
+        db.session.add_all(UsageEvent(uuid=f"{i:032x}", user_id=alice.user.id, tokens=1,
+                                      charged_tokens=1, enforced=True, created_at=old)
+                           for i in range(3000))
         db.session.add_all(UsageDay(user_id=alice.user.id, day=date(2025, 1, 1) + timedelta(days=i),
                                     tokens=5) for i in range(400))
         db.session.add_all(Reservation(uuid=f"{i:031x}f", user_id=alice.user.id, tokens=1, state="active",
@@ -62,10 +74,36 @@ def statements_of(app, call, monkeypatch):
     return seen
 
 
+@pytest.fixture
+def groups_history(app, history):
+    """alice (with `history`) in 3 groups of 200 members, each group with 400 day totals and
+    her 2,000 expired holds counted against it."""
+    with app.app_context():
+        old = datetime(2025, 1, 1, tzinfo=UTC)
+        others = [User(uuid=f"{i:032x}", username=f"member{i}", is_active=True, created_at=old,
+                       quota=Quota()) for i in range(200)]
+        teams = [Group(uuid=f"{i:031x}e", name=f"team{i}", daily_limit=10**6, created_at=old)
+                 for i in range(3)]
+        db.session.add_all(others + teams)
+        db.session.flush()
+        holds = db.session.scalars(db.select(Reservation.id)).all()
+        for team in teams:
+            db.session.add_all(Membership(group_id=team.id, user_id=u.id, created_at=old)
+                               for u in others + [db.session.get(User, history.user.id)])
+            db.session.add_all(GroupUsageDay(group_id=team.id, day=date(2025, 1, 1) +
+                                             timedelta(days=i), tokens=5) for i in range(400))
+            db.session.add_all(ReservationGroup(reservation_id=r, group_id=team.id, tokens=1,
+                                                expires_at=old + timedelta(minutes=5))
+                               for r in holds)
+        db.session.commit()
+    return history
+
+
 def full_scans(app, statements):
-    """Return the plan lines of the SELECTs in `statements` that read a whole table."""
+    """Return the plan lines of the statements (SELECT, INSERT ... SELECT) that read a whole table."""
     selects = [(sql, params) for sql, params in statements
-               if sql.lstrip().upper().startswith("SELECT")]
+               if sql.lstrip().upper().startswith("SELECT")
+               or (sql.lstrip().upper().startswith("INSERT") and " SELECT " in sql.upper())]
     with app.app_context(), db.engine.connect() as conn:
         if conn.dialect.name == "postgresql":
             # On tiny tables a sequential scan is cheapest; discourage it, so one left
@@ -96,3 +134,31 @@ def test_usage_read_is_a_fixed_number_of_indexed_statements(app, client, history
                                monkeypatch)
     assert full_scans(app, statements) == []
     assert len(statements) <= 4
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/chat-quota/check/", {"tokens": 5}),
+    ("/api/chat-quota/consume/", {"tokens": 5, "model": "m", "idempotency_key": "k1"}),
+    ("/api/chat-quota/reservations/", {"tokens": 5, "model": "m", "idempotency_key": "k2"}),
+])
+def test_admission_with_groups_never_scans_history(app, client, service, groups_history, path,
+                                                   body, monkeypatch):
+    call = lambda: client.post(path, json={"user_uuid": groups_history.uuid, **body},
+                               headers=service.headers)
+    statements = statements_of(app, call, monkeypatch)
+    assert full_scans(app, statements) == []
+    assert len(statements) <= 11, [s for s, _ in statements]
+
+
+@pytest.mark.parametrize("action", ["commit", "release"])
+def test_ending_a_hold_of_a_user_in_groups_never_scans_history(app, client, service,
+                                                               groups_history, action,
+                                                               monkeypatch):
+    held = client.post("/api/chat-quota/reservations/", headers=service.headers,
+                       json={"user_uuid": groups_history.uuid, "tokens": 5, "model": "m"})
+    body = {"tokens": 3} if action == "commit" else {}
+    call = lambda: client.post(f"/api/chat-quota/reservations/{held.json['uuid']}/{action}/",
+                               json=body, headers=service.headers)
+    statements = statements_of(app, call, monkeypatch)
+    assert full_scans(app, statements) == []
+    assert len(statements) <= 13, [s for s, _ in statements]

@@ -234,7 +234,7 @@ def test_usage_is_shown_per_model_on_the_user_page_and_on_me(app, client, staff,
     page = client.get(f"/admin/users/{alice.uuid}/").get_data(as_text=True)
     table = page[page.index("By model, last 30 days"):page.index("Recent events")]
     rows = re.findall(r'data-label="Model">([^<]*)</td><td class="num" data-label="Calls">(\d+)'
-                      r'</td>.*?data-label="Tokens">([\d,]+)</td>', table)
+                      r'</td>.*?data-label="Charged">([\d,]+)</td>', table)
     assert rows == [("llama-70b", "2", "500"), ("qwen-7b", "1", "50"), ("—", "1", "7")]
     own = app.test_client()
     sign_in(own, alice)

@@ -46,7 +46,7 @@ def test_user_sees_own_events_newest_first(client, usage, alice):
     assert first["user_uuid"] == alice.uuid and first["model"] == "gpt-a"
     assert first["created_at"] == "2026-11-30T09:00:00+00:00"
     assert set(first) == {"uuid", "user_uuid", "tokens", "input_tokens", "output_tokens",
-                          "model", "enforced", "idempotency_key", "created_at"}
+                          "model", "charged_tokens", "enforced", "idempotency_key", "created_at"}
 
 
 def test_user_may_name_self_but_not_others(client, usage, alice, bob):
@@ -140,7 +140,7 @@ def test_history_own_with_zero_days(client, usage, alice):
     response = client.get(HISTORY, query_string={"days": 4}, headers=alice.headers)
     assert response.status_code == 200
     assert response.json == {
-        "user_uuid": alice.uuid,
+        "user_uuid": alice.uuid, "group_uuid": None,
         "start": "2026-11-27", "end": "2026-11-30", "total": 60,
         "days": [{"date": "2026-11-27", "tokens": 0}, {"date": "2026-11-28", "tokens": 10},
                  {"date": "2026-11-29", "tokens": 20}, {"date": "2026-11-30", "tokens": 30}],

@@ -34,7 +34,8 @@ def test_refusal_is_429_with_retry_after_and_records_nothing(app, client, servic
     response = consume(client, service, user_uuid=limited.uuid, tokens=31)
     assert response.status_code == 429
     assert response.json == {"detail": "Daily token limit exceeded.", "period": "daily",
-                             "reset_at": "2026-12-01T00:00:00Z", "remaining": 30}
+                             "scope": "user", "reset_at": "2026-12-01T00:00:00Z",
+                             "remaining": 30}
     assert response.headers["Retry-After"] == str(12 * 3600)
     assert len(events(app)) == 1
     assert consume(client, service, user_uuid=limited.uuid, tokens=30).status_code == 201

@@ -119,3 +119,20 @@ def test_init_db_upgrades_a_database_created_before_later_tables(empty_app):
     assert schema_diff(empty_app) == []
     with empty_app.app_context():
         assert accounts.get_user_by_name(db.session, "kept").username == "kept"
+
+
+def test_upgrade_charges_existing_events_what_they_used(empty_app):
+    with empty_app.app_context():
+        flask_migrate.upgrade(revision="0003")
+        db.session.execute(db.text(
+            "INSERT INTO users (uuid, username, is_active, is_staff, is_support, is_service, "
+            "created_at) VALUES ('" + "a" * 32 + "', 'ann', true, false, false, false, "
+            "'2026-11-30 12:00:00')"))
+        db.session.execute(db.text(
+            "INSERT INTO usage_events (uuid, user_id, tokens, enforced, created_at) "
+            "SELECT '" + "b" * 32 + "', id, 42, true, '2026-11-30 12:00:00' FROM users"))
+        db.session.commit()
+        flask_migrate.upgrade()
+        charged = db.session.execute(db.text("SELECT tokens, charged_tokens FROM usage_events"))
+        assert charged.all() == [(42, 42)]
+    assert schema_diff(empty_app) == []

@@ -265,3 +265,17 @@ def test_a_page_far_past_the_end_is_a_404_not_a_500(client, staff, path):
     response = client.get(f"{path}?page=61489146912365174&page_size=150", headers=staff.headers)
     assert response.status_code == 404
     assert response.json == {"detail": "Invalid page."}
+
+
+def test_refusals_name_their_subject(doc):
+    refusal = doc["components"]["schemas"]["Refusal"]["properties"]
+    assert refusal["scope"]["enum"] == ["user", "group"]
+    assert refusal["group_uuid"]["format"] == "uuid"
+    assert "of group 'physics' exceeded" in refusal["detail"]["description"]
+
+
+def test_how_a_report_without_a_split_is_charged_is_documented(doc):
+    consume = doc["components"]["schemas"]["ConsumeRequest"]["description"]
+    assert "max(input_weight, output_weight)" in consume
+    weights = doc["paths"]["/api/chat-quota/model-weights/"]["post"]["description"]
+    assert "only `tokens`" in weights and "Role: staff." in weights

@@ -76,7 +76,19 @@ class Blueprint(WaldurPaginationMixin, _Blueprint):
 
 def register(api) -> None:
     """Register every API blueprint."""
-    from . import administration, chat_quota, health, history, metering, reservations, users
+    from . import (
+        administration,
+        chat_quota,
+        group_quotas,
+        groups,
+        health,
+        history,
+        metering,
+        model_weights,
+        reservations,
+        users,
+    )
 
-    for module in (chat_quota, metering, reservations, administration, history, users, health):
+    for module in (chat_quota, metering, reservations, administration, history, users, groups,
+                   group_quotas, model_weights, health):
         api.register_blueprint(module.blp)

@@ -11,7 +11,7 @@ from ..schemas.administration import (
 )
 from ..auth import READERS, current_user, require
 from ..extensions import db
-from ..services import accounts, audit, limits
+from ..services import accounts, audit, groups, limits
 from ..services.overview import list_quotas
 from . import Blueprint
 
@@ -46,8 +46,10 @@ def put_defaults(args):
 @blp.response(200, UserQuotaSchema(many=True))
 @blp.paginate()
 def quotas(args, pagination_parameters):
-    """List every user's quota and usage, searched by username and sorted."""
-    page = list_quotas(db.session, current_app.config["TZ"], **args,
+    """List every user's (or a group's members') quota and usage, searched and sorted."""
+    group_uuid = args.pop("group_uuid", None)
+    group = groups.get_group(db.session, group_uuid) if group_uuid else None
+    page = list_quotas(db.session, current_app.config["TZ"], **args, group=group,
                        offset=pagination_parameters.first_item,
                        limit=pagination_parameters.page_size)
     pagination_parameters.item_count = page.total

@@ -3,10 +3,10 @@
 from flask import current_app
 
 from ..schemas.administration import EventQuerySchema, HistoryQuerySchema, HistorySchema
-from ..auth import PRIVILEGED, current_user, has_role, target_user
+from ..auth import PRIVILEGED, current_user, has_role, readable_group, target_user
 from ..extensions import db
 from ..schemas.metering import UsageEventSchema
-from ..services import history
+from ..services import groups, history
 from ..services.accounts import UserRecord
 from . import Blueprint
 
@@ -39,7 +39,10 @@ def events(args, pagination_parameters):
 @blp.arguments(HistoryQuerySchema, location="query")
 @blp.response(200, HistorySchema)
 def usage_history(args):
-    """Return tokens per local day over the last `days` days, for charts."""
-    user = subject(args.get("user_uuid"))
-    return history.daily_history(db.session, current_app.config["TZ"], args["days"],
-                                 user).fields()
+    """Return tokens charged per local day over the last `days` days (user or group), for charts."""
+    tz = current_app.config["TZ"]
+    if "group_uuid" in args:
+        group = groups.get_group(db.session, readable_group(args["group_uuid"]))
+        return history.daily_history(db.session, tz, args["days"], group=group).fields()
+    return history.daily_history(db.session, tz, args["days"],
+                                 subject(args.get("user_uuid"))).fields()

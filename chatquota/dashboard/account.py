@@ -5,7 +5,7 @@ from flask import current_app, g, make_response, redirect, render_template, requ
 from ..extensions import connection, db
 from ..services import history
 from ..services.errors import InvalidValue
-from ..services.usage import quota_report
+from ..services.usage import group_reports, quota_report
 from . import bp, present, websession
 
 
@@ -44,10 +44,13 @@ def sign_out():
 @bp.get("/me/")
 @websession.signed_in()
 def me():
-    """Show the signed-in user's own usage, limits and reset times."""
+    """Show the signed-in user's own usage, limits and reset times, and their groups'."""
     tz = current_app.config["TZ"]
     report = quota_report(connection(), g.user, tz)
+    groups = group_reports(connection(), g.user.id, tz, report.now)
     past = history.daily_history(db.session, tz, 30, user=g.user)
-    return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
-                           chart=present.chart(past),
-                           models=history.usage_by_model(db.session, tz, g.user, 30))
+    return render_template(
+        "dashboard/me.html", bars=present.bars(report), held=report.held,
+        chart=present.chart(past), refusal=present.refusal_now(report, groups),
+        groups=[(group, present.group_bars(group.report)) for group in groups],
+        models=history.usage_by_model(db.session, tz, g.user, 30))

@@ -1,4 +1,7 @@
-"""Administration pages: users overview, one user's page, system defaults, audit log."""
+"""Administration pages: users overview, one user's page, system defaults, audit log.
+
+(Groups and model weights have their own modules.)
+"""
 
 from flask import current_app, g, redirect, render_template, request, url_for
 from marshmallow import ValidationError
@@ -10,7 +13,7 @@ from ..schemas.fields import Uuid
 from ..services import accounts, audit as audit_log, history, limits, overview
 from ..services.errors import UserNotFound
 from ..services.reservations import list_active
-from ..services.usage import quota_report
+from ..services.usage import group_reports, quota_report
 from . import bp, forms, present
 from .websession import signed_in
 
@@ -27,7 +30,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value if low <= value <= high else default
 
 
-def _paging() -> tuple[int, int]:
+def paging() -> tuple[int, int]:
+    """Return the page number and page size a list page asks for."""
     size = _int_arg("page_size", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return _int_arg("page", 1, 1, 10**9), size
 
@@ -42,7 +46,7 @@ def _ordering() -> str:
 def users():
     """List every user with their usage bars; search, sort, paginate."""
     tz = current_app.config["TZ"]
-    page, size = _paging()
+    page, size = paging()
     search = request.args.get("search", "").strip()
     ordering = _ordering()
     found = overview.list_quotas(db.session, tz, search=search or None, ordering=ordering,
@@ -66,11 +70,13 @@ def _user(user_uuid: str):
 def _render_user(user, form: forms.LimitsForm, status: int = 200, saved: bool = False):
     tz = current_app.config["TZ"]
     report = quota_report(connection(), user, tz)
+    groups = group_reports(connection(), user.id, tz, report.now)
     past = history.daily_history(db.session, tz, 30, user=user)
     events = history.list_events(db.session, tz, user=user, limit=20)
     models = history.usage_by_model(db.session, tz, user, 30)
     page = render_template(
         "dashboard/user.html", subject=user, bars=present.bars(report), held=report.held,
+        groups=groups, refusal=present.refusal_now(report, groups) if user.is_active else None,
         defaults={p.window.period: p.system_default for p in report.periods}, form=form,
         chart=present.chart(past), models=models, events=events.items, events_total=events.total,
         reservations=list_active(db.session, user, report.now), saved=saved,
@@ -100,36 +106,50 @@ def set_user_limits(user_uuid: str):
     return redirect(url_for("dashboard.user", user_uuid=subject.uuid, saved=1))
 
 
-def _render_defaults(form: forms.LimitsForm, status: int = 200, saved: bool = False):
-    page = render_template("dashboard/defaults.html", form=form, saved=saved,
-                           may_edit=g.user.is_staff)
+def _render_defaults(users: forms.LimitsForm | None = None,
+                     groups: forms.LimitsForm | None = None, status: int = 200):
+    """Render both default forms; one given (submitted with errors) replaces the stored values."""
+    page = render_template(
+        "dashboard/defaults.html", saved=request.args.get("saved"), may_edit=g.user.is_staff,
+        form=users or forms.initial(limits.get_defaults(db.session)),
+        group_form=groups or forms.initial(limits.get_defaults(db.session, limits.GROUP)))
     return page, status
 
 
 @bp.get("/admin/defaults/")
 @signed_in(*READERS)
 def defaults():
-    """Show the system defaults; staff get a form to change them."""
-    current = limits.get_defaults(db.session)
-    return _render_defaults(forms.initial(current), saved=request.args.get("saved") == "1")
+    """Show the system defaults of users and of groups; staff get forms to change them."""
+    return _render_defaults()
 
 
 @bp.post("/admin/defaults/")
 @signed_in("is_staff")
 def set_defaults():
-    """Change the system defaults (staff only)."""
+    """Change the system defaults of users (staff only)."""
     form, new = forms.parse(request.form, allow_default=False)
     if form.errors:
-        return _render_defaults(form, status=400)
+        return _render_defaults(users=form, status=400)
     limits.set_defaults(db.session, g.user, new)
-    return redirect(url_for("dashboard.defaults", saved=1))
+    return redirect(url_for("dashboard.defaults", saved="users"))
+
+
+@bp.post("/admin/group-defaults/")
+@signed_in("is_staff")
+def set_group_defaults():
+    """Change the defaults of groups whose limits are null (staff only)."""
+    form, new = forms.parse(request.form, allow_default=False)
+    if form.errors:
+        return _render_defaults(groups=form, status=400)
+    limits.set_defaults(db.session, g.user, new, limits.GROUP)
+    return redirect(url_for("dashboard.defaults", saved="groups"))
 
 
 @bp.get("/admin/audit/")
 @signed_in(*READERS)
 def audit():
     """List who changed which limit or default, newest first."""
-    page, size = _paging()
+    page, size = paging()
     found = audit_log.list_entries(db.session, offset=(page - 1) * size, limit=size)
     return render_template("dashboard/audit.html", entries=found.items, total=found.total,
                            page=page, page_size=size, pages=max(1, -(-found.total // size)))

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from ..services.admission import admit
+from ..services.errors import QuotaExceeded
 from ..services.history import History
 from ..services.limits import UNLIMITED
-from ..services.usage import PeriodUsage
+from ..services.usage import GroupReport, PeriodUsage, QuotaReport
 
 WARN_PERCENT = 80
 
@@ -24,10 +26,11 @@ def limit_text(limit: int) -> str:
     return "Unlimited" if limit == UNLIMITED else tokens(limit)
 
 
-def limit_caption(limit: int | None, system_default: int) -> str:
+def limit_caption(limit: int | None, system_default: int,
+                  default_name: str = "System default") -> str:
     """Describe a stored limit as the Waldur UI does: "System default (N)", "Unlimited", N."""
     if limit is None:
-        return f"System default ({limit_text(system_default)})"
+        return f"{default_name} ({limit_text(system_default)})"
     return limit_text(limit)
 
 
@@ -56,21 +59,36 @@ class Bar:
         return f"{tokens(self.usage)} / {tokens(self.limit)} ({self.percent:.0f}%)"
 
 
-def bar(p: PeriodUsage) -> Bar:
-    """Return the bar of one period of a quota report."""
+def bar(p: PeriodUsage, default_name: str = "System default") -> Bar:
+    """Return the bar of one period of a quota report (a group's: default_name "Group default")."""
     limit = p.effective
     if limit == UNLIMITED:
         percent, level = None, "unlimited"
     else:
         percent = 100.0 if limit == 0 else 100.0 * p.usage / limit
         level = "full" if percent >= 100 else "warn" if percent >= WARN_PERCENT else "ok"
-    return Bar(p.window.period, p.usage, limit, limit_caption(p.limit, p.system_default),
-               percent, level, p.window.reset_at)
+    return Bar(p.window.period, p.usage, limit,
+               limit_caption(p.limit, p.system_default, default_name), percent, level,
+               p.window.reset_at)
 
 
-def bars(report) -> list[Bar]:
+def bars(report, default_name: str = "System default") -> list[Bar]:
     """Return the daily, weekly and monthly bars of a quota report."""
-    return [bar(p) for p in report.periods]
+    return [bar(p, default_name) for p in report.periods]
+
+
+def group_bars(report) -> list[Bar]:
+    """Return the bars of a group's quota report: null limits follow the group default."""
+    return bars(report, "Group default")
+
+
+def refusal_now(report: QuotaReport, groups: list[GroupReport]) -> str | None:
+    """Return why a new request would be refused now (naming a refusing group), else None."""
+    try:
+        admit(report, 0, groups=groups)
+    except QuotaExceeded as refused:
+        return refused.refusal.detail
+    return None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class SearchQuerySchema(Schema):
 
 
 class QuotaListQuerySchema(SearchQuerySchema):
+    group_uuid = Uuid(metadata={"description": "Only the members of this group."})
     ordering = fields.String(metadata={
         "description": "Comma-separated fields, `-` for descending: " + ", ".join(ORDERING_FIELDS)})
 
@@ -89,7 +90,14 @@ class EventQuerySchema(Schema):
 class HistoryQuerySchema(Schema):
     user_uuid = Uuid(metadata={"description": "Whose history; omit for your own, or the "
                                               "deployment's total if privileged."})
+    group_uuid = Uuid(metadata={"description": "A group's history instead: the tokens charged "
+                                               "to it (privileged roles, or its members)."})
     days = Integral(load_default=30, validate=validate.Range(min=1, max=MAX_HISTORY_DAYS))
+
+    @validates_schema
+    def _one_subject(self, data, **kwargs):
+        if "user_uuid" in data and "group_uuid" in data:
+            raise ValidationError("Give user_uuid or group_uuid, not both.")
 
 
 class HistoryDaySchema(Schema):
@@ -100,7 +108,8 @@ class HistoryDaySchema(Schema):
 class HistorySchema(Schema):
     """Tokens per local day, oldest first, days without usage as 0."""
 
-    user_uuid = Uuid(allow_none=True, metadata={"description": "null: all users."})
+    user_uuid = Uuid(allow_none=True, metadata={"description": "null: all users (or a group)."})
+    group_uuid = Uuid(allow_none=True, metadata={"description": "The group, if a group's."})
     start = fields.Date()
     end = fields.Date()
     total = fields.Integer()
@@ -117,7 +126,8 @@ class AuditEntrySchema(Schema):
     created_at = fields.DateTime()
     actor = fields.String(metadata={"description": "Username, or `cli`."})
     action = fields.String()
-    target = fields.String(metadata={"description": "Username, or `system` for defaults."})
+    target = fields.String(metadata={"description": "Username, group name, model name, or "
+                                                    "`system` for defaults."})
     user_uuid = Uuid(allow_none=True, metadata={"description": "The user changed, if any."})
     field = fields.String()
     old_value = fields.Raw(allow_none=True)

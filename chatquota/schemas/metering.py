@@ -14,7 +14,8 @@ MAX_TTL_SECONDS = 86400
 
 class CheckRequestSchema(StrictSchema):
     user_uuid = Uuid(metadata={"description": "Whose quota to check; omit for your own."})
-    tokens = token_field(load_default=0, metadata={"description": "Tokens the request may use."})
+    tokens = token_field(load_default=0, metadata={
+        "description": "Tokens the request may be charged (after model weights)."})
 
 
 class CheckResponseSchema(ChatQuotaSchema):
@@ -34,7 +35,11 @@ class TokensSchema(StrictSchema):
         # For the OpenAPI document: what the fields alone cannot say.
         openapi = {
             "description": "Give `tokens`, or `input_tokens` and/or `output_tokens`; "
-                           "when both are given, `tokens` must equal their sum.",
+                           "when both are given, `tokens` must equal their sum. The model's "
+                           "weights decide the charge: `ceil(input_tokens * input_weight + "
+                           "output_tokens * output_weight)`; with only `tokens` (no split), "
+                           "`ceil(tokens * max(input_weight, output_weight))`. A model "
+                           "without weights weighs 1.",
             "anyOf": [{"required": [name]} for name in ("tokens", "input_tokens", "output_tokens")],
         }
 
@@ -45,7 +50,8 @@ class TokensSchema(StrictSchema):
 
 def model_field() -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=200),
-                         metadata={"description": "The LLM model, for reports."})
+                         metadata={"description": "The LLM model: for reports, and its "
+                                                  "weights decide the tokens charged."})
 
 
 def idempotency_field() -> fields.String:
@@ -79,10 +85,13 @@ def resolve_tokens(data: dict) -> None:
 class UsageEventSchema(Schema):
     uuid = Uuid()
     user_uuid = Uuid()
-    tokens = fields.Integer()
+    tokens = fields.Integer(metadata={"description": "Tokens used (input + output)."})
     input_tokens = fields.Integer(allow_none=True)
     output_tokens = fields.Integer(allow_none=True)
     model = fields.String(allow_none=True)
+    charged_tokens = fields.Integer(metadata={
+        "description": "What counts against the quotas: the tokens weighted by the model's "
+                       "weights when the event was recorded (= tokens for unweighted models)."})
     enforced = fields.Boolean()
     idempotency_key = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -97,7 +106,9 @@ class ReserveRequestSchema(StrictSchema):
     """Hold tokens for a streamed reply."""
 
     user_uuid = Uuid(required=True)
-    tokens = token_field(required=True, metadata={"description": "Tokens to hold (an estimate)."})
+    tokens = token_field(required=True, metadata={
+        "description": "Charged tokens to hold (an estimate; model weights are applied at "
+                       "commit, not to the hold)."})
     ttl_seconds = Integral(load_default=600, validate=validate.Range(min=1, max=MAX_TTL_SECONDS),
                            metadata={"description": "How long the hold lasts unless ended."})
     model = model_field()
@@ -127,10 +138,19 @@ class CommitResponseSchema(Schema):
 
 
 class RefusalSchema(Schema):
-    """429: the first refusing period; `Retry-After` gives the seconds to wait."""
+    """429: the first refusing period of the user, or else of the first refusing group.
 
-    detail = fields.String(metadata={"example": "Daily token limit exceeded."})
+    `Retry-After` gives the seconds until every refusing period has reset.
+    """
+
+    detail = fields.String(metadata={
+        "example": "Daily token limit exceeded.",
+        "description": "`Daily token limit exceeded.`, or for a group "
+                       "`Daily token limit of group 'physics' exceeded.`"})
     period = fields.String(validate=validate.OneOf(PERIODS))
+    scope = fields.String(validate=validate.OneOf(("user", "group")), metadata={
+        "description": "Whose limit refuses: the user's own, or one of the user's groups'."})
+    group_uuid = Uuid(metadata={"description": "The refusing group (only when scope is group)."})
     reset_at = fields.String(metadata={"format": "date-time"})
     remaining = fields.Integer(metadata={"description": "Tokens still admissible in that period."})
 

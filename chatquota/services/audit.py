@@ -22,7 +22,8 @@ class Actor(Protocol):
     username: str
 
 ACTIONS = ("default.update", "quota.update", "user.create", "user.update",
-           "token.create", "token.revoke")
+           "token.create", "token.revoke", "group.create", "group.update", "group_quota.update",
+           "membership.create", "membership.delete", "model_weight.update")
 
 
 def record(

@@ -33,6 +33,14 @@ class ReservationNotFound(NotFound):
     message = "Reservation not found."
 
 
+class GroupNotFound(NotFound):
+    message = "Group not found."
+
+
+class MembershipNotFound(NotFound):
+    message = "This user is not a member of this group."
+
+
 class Forbidden(DomainError):
     message = "You do not have permission to perform this action."
 
@@ -55,6 +63,10 @@ class ReservationClosed(Conflict):
     message = "Reservation is already closed."
 
 
+class AlreadyMember(Conflict):
+    message = "This user is already a member of this group."
+
+
 class InvalidValue(DomainError):
     """A value that passed the schema but breaks a rule needing the database."""
 
@@ -65,15 +77,24 @@ class InvalidValue(DomainError):
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why a request is not admitted: the first refusing period."""
+    """Why a request is not admitted: the first refusing period of the first refusing subject.
+
+    The subject is the user (`scope` "user") or one of their groups ("group",
+    with its uuid and name).
+    """
 
     period: str
     reset_at: str
     remaining: int
     retry_after: int
+    scope: str = "user"
+    group_uuid: str | None = None
+    group_name: str | None = None
 
     @property
     def detail(self) -> str:
+        if self.scope == "group":
+            return f"{self.period.capitalize()} token limit of group '{self.group_name}' exceeded."
         return f"{self.period.capitalize()} token limit exceeded."
 
 

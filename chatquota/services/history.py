@@ -1,4 +1,4 @@
-"""Reading the past: raw usage events, and tokens per local day for charts."""
+"""Reading the past: raw usage events, and tokens per local day for charts (user or group)."""
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -8,7 +8,7 @@ from sqlalchemy import Double, cast, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from .. import clock
-from ..models import UsageDay, UsageEvent, User
+from ..models import Group, GroupUsageDay, UsageDay, UsageEvent, User
 from ..periods import day_start, local_day
 from .limits import MAX_LIMIT
 from .paging import Page, paginate
@@ -67,6 +67,7 @@ class History:
 
     user_uuid: str | None
     days: list[tuple[date, int]]
+    group_uuid: str | None = None
 
     @property
     def total(self) -> int:
@@ -77,6 +78,7 @@ class History:
         """Return the history as the API's HistorySchema fields."""
         return {
             "user_uuid": self.user_uuid,
+            "group_uuid": self.group_uuid,
             "start": self.days[0][0],
             "end": self.days[-1][0],
             "total": self.total,
@@ -86,22 +88,28 @@ class History:
 
 def daily_history(
     session: Session, tz: ZoneInfo, days: int, user: User | None = None,
-    now: datetime | None = None,
+    now: datetime | None = None, group: Group | None = None,
 ) -> History:
-    """Return a user's (or, with None, everybody's) tokens on each of the last `days` days."""
+    """Return the tokens charged on each of the last `days` days.
+
+    To a user, to a group (`group`), or (neither) to everybody.
+    """
     today = local_day(now or clock.now(), tz)
     first = today - timedelta(days=days - 1)
+    table = GroupUsageDay if group is not None else UsageDay
     stmt = (
-        select(UsageDay.day, func.sum(cast(UsageDay.tokens, Double)))
-        .where(UsageDay.day >= first, UsageDay.day <= today)
-        .group_by(UsageDay.day)
+        select(table.day, func.sum(cast(table.tokens, Double)))
+        .where(table.day >= first, table.day <= today)
+        .group_by(table.day)
     )
-    if user is not None:
+    if group is not None:
+        stmt = stmt.where(GroupUsageDay.group_id == group.id)
+    elif user is not None:
         stmt = stmt.where(UsageDay.user_id == user.id)
     totals = dict(session.execute(stmt).all())
     series = [(first + timedelta(days=i), saturate(totals.get(first + timedelta(days=i), 0)))
               for i in range(days)]
-    return History(user.uuid if user else None, series)
+    return History(user.uuid if user else None, series, group.uuid if group else None)
 
 
 @dataclass(frozen=True)
@@ -112,24 +120,24 @@ class ModelUsage:
     events: int
     input_tokens: int
     output_tokens: int
-    tokens: int
+    charged_tokens: int
 
 
 def usage_by_model(session: Session, tz: ZoneInfo, user, days: int,
                    now: datetime | None = None) -> list[ModelUsage]:
-    """Return a user's tokens per model over the last `days` local days, most used first.
+    """Return a user's tokens per model over the last `days` local days, most charged first.
 
     Read from the events (an index range of the user's), so pruned days no
     longer count here.
     """
     first = day_start(local_day(now or clock.now(), tz) - timedelta(days=days - 1), tz)
-    tokens = func.sum(cast(UsageEvent.tokens, Double))
+    charged = func.sum(cast(UsageEvent.charged_tokens, Double))
     rows = session.execute(
         select(UsageEvent.model, func.count(),
                func.sum(cast(func.coalesce(UsageEvent.input_tokens, 0), Double)),
-               func.sum(cast(func.coalesce(UsageEvent.output_tokens, 0), Double)), tokens)
+               func.sum(cast(func.coalesce(UsageEvent.output_tokens, 0), Double)), charged)
         .where(UsageEvent.user_id == user.id, UsageEvent.created_at >= first)
-        .group_by(UsageEvent.model).order_by(tokens.desc(), UsageEvent.model)
+        .group_by(UsageEvent.model).order_by(charged.desc(), UsageEvent.model)
     ).all()
     return [ModelUsage(model, count, saturate(i), saturate(o), saturate(n))
             for model, count, i, o, n in rows]

@@ -13,8 +13,13 @@ Why it never overshoots or loses anything:
 
 - SQLite: a transaction takes the writer flock and `BEGIN IMMEDIATE`, so
   transactions of every process run one at a time; PostgreSQL: it first locks
-  the quota rows of every user its operations touch, in ascending id order
-  (no deadlocks), so transactions touching a user run one at a time.
+  the quota rows of every user its operations touch, in ascending id order,
+  then the rows of every group those users belong to, in ascending id order,
+  so transactions touching a user or a group run one at a time. Everything
+  else that takes these locks (limit and membership changes) takes them in
+  the same order, users before groups: no deadlocks. A membership change
+  locks the user's row too, so the groups read after the users' locks are
+  the groups the users belong to until the commit.
 - Inside a transaction, operations run in turn and each reads the state
   after the previous one's writes: every admission sees every earlier one.
 - An operation that refuses (a DomainError) raises before writing anything;
@@ -36,7 +41,7 @@ from sqlalchemy.engine import Engine
 
 from .. import metrics
 from ..dialect import Raw, lock_for_update, prepare, writer_lock
-from ..models import Quota
+from ..models import Group, Membership, Quota
 from .errors import DomainError
 
 MAX_BATCH = 64  # operations per transaction; more wait for the next one
@@ -47,6 +52,12 @@ _LOCK_USERS = prepare(
     select(literal(1)),
     select(Quota.user_id).where(Quota.user_id == any_(bindparam("ids")))
     .order_by(Quota.user_id).with_for_update(),
+)
+_LOCK_GROUPS = prepare(
+    select(literal(1)),
+    select(Group.id).where(Group.id.in_(
+        select(Membership.group_id).where(Membership.user_id == any_(bindparam("ids")))))
+    .order_by(Group.id).with_for_update(),
 )
 
 
@@ -131,8 +142,9 @@ class Ledger:
         try:
             raw.begin_write()
             if raw.is_postgresql:
-                ids = {job.op.user_id(raw) for job in batch} - {None}
-                lock_for_update(raw, _LOCK_USERS, list(ids))
+                ids = list({job.op.user_id(raw) for job in batch} - {None})
+                lock_for_update(raw, _LOCK_USERS, ids)
+                lock_for_update(raw, _LOCK_GROUPS, ids)  # the users' groups, after the users
             for job in batch:
                 try:
                     outcomes.append((job, job.op.apply(raw), None))

@@ -1,4 +1,4 @@
-"""Limits: system defaults, per-user limits, and resolving the effective one."""
+"""Limits: system defaults (for users and for groups), per-user limits, the effective one."""
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -12,9 +12,19 @@ from .accounts import lock_user
 
 UNLIMITED = -1
 MAX_LIMIT = 2**53 - 1
-_DEFAULT_KEYS = {f"{period}_default": period for period in PERIODS}
-_LOCK_DEFAULTS = (select(Setting).where(Setting.key.in_(_DEFAULT_KEYS))
-                  .order_by(Setting.key).with_for_update())
+# Whose defaults: users' (`daily_default`, ...) or groups' (`group_daily_default`, ...).
+USER, GROUP = "user", "group"
+
+
+def default_key(period: str, scope: str = USER) -> str:
+    """Return the settings key of a period's default for users or for groups."""
+    return f"{period}_default" if scope == USER else f"group_{period}_default"
+
+
+_DEFAULT_KEYS = {scope: {default_key(period, scope): period for period in PERIODS}
+                 for scope in (USER, GROUP)}
+_LOCK_DEFAULTS = {scope: select(Setting).where(Setting.key.in_(keys)).order_by(Setting.key)
+                  .with_for_update() for scope, keys in _DEFAULT_KEYS.items()}
 
 
 def effective_limit(limit: int | None, default: int) -> int:
@@ -27,32 +37,32 @@ def remaining(limit: int, usage: int) -> int | None:
     return None if limit == UNLIMITED else max(0, limit - usage)
 
 
-def get_defaults(session: Session) -> dict[str, int]:
-    """Return the system default of each period (-1 until an operator sets it)."""
-    rows = session.execute(
-        select(Setting.key, Setting.value).where(Setting.key.in_(_DEFAULT_KEYS))
-    ).all()
-    stored = {_DEFAULT_KEYS[key]: value for key, value in rows}
+def get_defaults(session: Session, scope: str = USER) -> dict[str, int]:
+    """Return the system default of each period for users or groups (-1 until set)."""
+    keys = _DEFAULT_KEYS[scope]
+    rows = session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(keys))).all()
+    stored = {keys[key]: value for key, value in rows}
     return {period: stored.get(period, UNLIMITED) for period in PERIODS}
 
 
-def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int]) -> dict[str, int]:
-    """Change some system defaults (period -> limit); return all three."""
+def set_defaults(session: Session, actor: Actor | None, changes: dict[str, int],
+                 scope: str = USER) -> dict[str, int]:
+    """Change some system defaults of users or groups (period -> limit); return all three."""
     with write_transaction(session):
-        _lock_defaults(session)
-        current = get_defaults(session)
+        _lock_defaults(session, scope)
+        current = get_defaults(session, scope)
         for period, value in changes.items():
             if current[period] == value:
                 continue
-            session.execute(update(Setting).where(Setting.key == f"{period}_default")
+            key = default_key(period, scope)
+            session.execute(update(Setting).where(Setting.key == key)
                             .values(value=value))  # _lock_defaults made sure the row exists
-            audit.record(session, actor, "default.update", "system", f"{period}_default",
-                         current[period], value)
+            audit.record(session, actor, "default.update", "system", key, current[period], value)
             current[period] = value
     return current
 
 
-def _lock_defaults(session: Session) -> None:
+def _lock_defaults(session: Session, scope: str) -> None:
     """Lock the rows of the three defaults until commit (PostgreSQL).
 
     Then a concurrent change waits, and the "from" value audited is never
@@ -60,9 +70,9 @@ def _lock_defaults(session: Session) -> None:
     missing row means) first, since only an existing row can be locked.
     On SQLite BEGIN IMMEDIATE already serialises the changes.
     """
-    rows = [{"key": key, "value": UNLIMITED} for key in _DEFAULT_KEYS]
+    rows = [{"key": key, "value": UNLIMITED} for key in _DEFAULT_KEYS[scope]]
     insert_missing(session, Setting, rows, keys=["key"])
-    lock_rows(session, _LOCK_DEFAULTS, {})
+    lock_rows(session, _LOCK_DEFAULTS[scope], {})
 
 
 def set_quota(

@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from .. import clock
-from ..models import Quota, UsageDay, User
+from ..models import Group, Membership, Quota, UsageDay, User
 from ..periods import PERIODS, windows
 from .errors import InvalidValue
 from .limits import UNLIMITED, get_defaults
@@ -92,9 +92,9 @@ def _order_by(columns: dict, ordering: list[tuple[str, bool]]) -> list:
 
 def list_quotas(
     session: Session, tz: ZoneInfo, *, search: str | None = None, ordering: str | None = None,
-    offset: int = 0, limit: int = 10, now: datetime | None = None,
+    offset: int = 0, limit: int = 10, now: datetime | None = None, group: Group | None = None,
 ) -> Page:
-    """Return one page of every user's quota, searched and sorted in SQL."""
+    """Return one page of every user's quota (or `group`'s members'), searched and sorted in SQL."""
     order = parse_ordering(ordering)
     now = now or clock.now()
     wins = windows(now, tz)
@@ -102,6 +102,9 @@ def list_quotas(
     totals = _usage_totals(wins)
     columns = _columns(totals, defaults)
     where = [contains(User.username, search)] if search else []
+    if group is not None:
+        where.append(User.id.in_(select(Membership.user_id)
+                                 .where(Membership.group_id == group.id)))
     stmt = (
         select(User.username, User.uuid, *(columns[f"{p}_{k}"].label(f"{p}_{k}")
                                            for p in PERIODS for k in ("limit", "usage")))

@@ -4,20 +4,26 @@ A hold counts against every period from the moment it is admitted until it
 is committed, released or expires. Expiry needs no background job: holds are
 summed with `expires_at > now`, so an expired one stops counting by itself.
 Reserve, commit and release are ledger operations (services/ledger.py).
+
+A hold is admitted against the user and every group the user belongs to,
+and counts against those groups (`reservation_groups`) until it ends, even
+if the user leaves one meanwhile. It holds charged tokens: the caller's
+estimate, not weighted again. Its commit is charged by the model's weights
+at commit time, to the user and the groups the user belongs to then.
 """
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, DateTime, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from .. import clock
 from ..dialect import Raw, prepare, write_transaction
 from ..ids import time_ordered_uuid
-from ..models import Reservation, User
+from ..models import Membership, Reservation, ReservationGroup, User
 from .admission import admit
 from .errors import ReservationClosed, ReservationNotFound, UserInactive
 from .ledger import ledger_for
@@ -32,10 +38,12 @@ from .metering import (
     user_id_of,
 )
 from .usage import QuotaReport
+from .weights import charge, weights_of
 
 ACTIVE, COMMITTED, RELEASED, EXPIRED = "active", "committed", "released", "expired"
 
-_holds, _users = Reservation.__table__, User.__table__
+_holds, _users, _members = Reservation.__table__, User.__table__, Membership.__table__
+_held_by_groups = ReservationGroup.__table__
 _FIELDS = ("id", "uuid", "user_id", "tokens", "model", "state", "created_at", "expires_at",
            "ended_at", "event_id", "commit_hash")
 _SELECT = select(*(_holds.c[f] for f in _FIELDS), _users.c.uuid,
@@ -46,9 +54,17 @@ _BY_UUID = prepare(_SELECT.where(_holds.c.uuid == bindparam("uuid")))
 _OWNER = prepare(select(_holds.c.user_id).where(_holds.c.uuid == bindparam("uuid")))
 _INSERT = prepare(insert(_holds).values({c: bindparam(c) for c in (
     "uuid", "user_id", "tokens", "model", "state", "created_at", "expires_at",
-    "idempotency_key", "request_hash")}))
+    "idempotency_key", "request_hash")}).returning(_holds.c.id))
 _END = prepare(update(_holds).where(_holds.c.id == bindparam("id")).values(
     {c: bindparam(c) for c in ("state", "ended_at", "event_id", "commit_hash")}))
+# The hold counts against every group of the user, one row each, until it ends.
+_HOLD_FOR_GROUPS = prepare(insert(_held_by_groups).from_select(
+    ["reservation_id", "group_id", "tokens", "expires_at"],
+    select(bindparam("id", type_=BigInteger), _members.c.group_id,
+           bindparam("tokens", type_=BigInteger), bindparam("expires_at", type_=DateTime))
+    .where(_members.c.user_id == bindparam("user_id"))))
+_END_FOR_GROUPS = prepare(delete(_held_by_groups)
+                          .where(_held_by_groups.c.reservation_id == bindparam("id")))
 
 
 def state_of(reservation, now: datetime) -> str:
@@ -121,17 +137,21 @@ class _Reserve:
             return Held(ReservationRecord.from_row(earlier), created=False)
         if not standing.is_active:
             raise UserInactive()
-        granted = admit(standing.report, self.tokens, self.at_least)
+        granted = admit(standing.report, self.tokens, self.at_least, standing.groups)
         now = standing.report.now
-        held = ReservationRecord(0, time_ordered_uuid(), standing.user_id, granted, self.model,
-                                 ACTIVE, now, now + timedelta(seconds=self.ttl_seconds), None,
-                                 None, None, self.user_uuid)
-        raw.execute(_INSERT, {
-            "uuid": held.uuid, "user_id": held.user_id, "tokens": granted, "model": self.model,
-            "state": ACTIVE, "created_at": raw.instant(now),
-            "expires_at": raw.instant(held.expires_at), "idempotency_key": self.idempotency_key,
+        uuid, expires_at = time_ordered_uuid(), now + timedelta(seconds=self.ttl_seconds)
+        reservation_id = raw.one(_INSERT, {
+            "uuid": uuid, "user_id": standing.user_id, "tokens": granted,
+            "model": self.model, "state": ACTIVE, "created_at": raw.instant(now),
+            "expires_at": raw.instant(expires_at), "idempotency_key": self.idempotency_key,
             "request_hash": self.fingerprint if self.idempotency_key is not None else None,
-        })
+        })[0]
+        if standing.groups:
+            raw.execute(_HOLD_FOR_GROUPS, {"id": reservation_id, "user_id": standing.user_id,
+                                           "tokens": granted,
+                                           "expires_at": raw.instant(expires_at)})
+        held = ReservationRecord(reservation_id, uuid, standing.user_id, granted, self.model,
+                                 ACTIVE, now, expires_at, None, None, None, self.user_uuid)
         return Held(held, created=True)
 
 
@@ -194,15 +214,18 @@ class _Commit:
             raise ReservationClosed(f"Reservation is already {held.state}.")
         standing = read_standing(raw, held.user_uuid, self.tz)
         now = standing.report.now
-        event = record_event(raw, standing, self.tokens, enforced=True,
+        charged = charge(weights_of(raw, held.model), self.tokens, self.input_tokens,
+                         self.output_tokens)
+        event = record_event(raw, standing, self.tokens, charged, enforced=True,
                              input_tokens=self.input_tokens, output_tokens=self.output_tokens,
                              model=held.model)
         raw.execute(_END, {"id": held.id, "state": COMMITTED, "ended_at": raw.instant(now),
                            "event_id": event.id, "commit_hash": self.fingerprint})
+        raw.execute(_END_FOR_GROUPS, {"id": held.id})
         still_held = held.tokens if held.expires_at > now else 0
         ended = replace(held, state=COMMITTED, ended_at=now, event_id=event.id,
                         commit_hash=self.fingerprint)
-        return Commit(ended, event, standing.report.plus(self.tokens, held=-still_held))
+        return Commit(ended, event, standing.report.plus(charged, held=-still_held))
 
 
 def commit(
@@ -214,7 +237,7 @@ def commit(
     input_tokens: int | None = None,
     output_tokens: int | None = None,
 ) -> Commit:
-    """Record the reply's actual usage (any amount, also after expiry); end the hold.
+    """Record the reply's actual usage (any amount, also after expiry), charged; end the hold.
 
     Repeating the same commit returns the first result; a different one is a
     ReservationClosed, as is committing a released hold.
@@ -241,6 +264,7 @@ class _Release:
         now = clock.now()
         raw.execute(_END, {"id": held.id, "state": RELEASED, "ended_at": raw.instant(now),
                            "event_id": None, "commit_hash": None})
+        raw.execute(_END_FOR_GROUPS, {"id": held.id})
         return replace(held, state=RELEASED, ended_at=now)
 
 

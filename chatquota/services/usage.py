@@ -1,8 +1,9 @@
-"""Reading usage: the per-period report behind the 15 fields of the API.
+"""Reading usage: the per-period report behind the 15 fields of the API, for users and groups.
 
 Reads only the per-day totals of the current month and week (at most 38
-rows) and the user's live reservations, so the cost does not depend on how
-much history is stored. One prepared statement, run without the ORM.
+rows) and the live reservations of the user (or group), so the cost does
+not depend on how much history is stored. One prepared statement for a
+user, one for all of a user's groups, run without the ORM.
 """
 
 from dataclasses import dataclass
@@ -13,9 +14,20 @@ from sqlalchemy import BigInteger, bindparam, cast, func, select
 
 from .. import clock
 from ..dialect import Raw, prepare
-from ..models import Quota, Reservation, Setting, UsageDay, User
+from ..models import (
+    Group,
+    GroupUsageDay,
+    Membership,
+    Quota,
+    Reservation,
+    ReservationGroup,
+    Setting,
+    UsageDay,
+    User,
+)
 from ..periods import PERIODS, Window, format_instant, windows
-from .limits import UNLIMITED, effective_limit, remaining
+from .errors import GroupNotFound
+from .limits import GROUP, UNLIMITED, USER, default_key, effective_limit, remaining
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,7 @@ class PeriodUsage:
 
 @dataclass(frozen=True)
 class QuotaReport:
-    """A user's three periods, plus tokens held by live reservations."""
+    """A user's (or group's) three periods, plus tokens held by live reservations."""
 
     periods: tuple[PeriodUsage, ...]
     held: int
@@ -71,29 +83,42 @@ def _total(column, *where):
     return select(cast(func.coalesce(func.sum(column), 0), BigInteger)).where(*where)
 
 
+def _snapshot(days, owned, held, scope: str) -> list:
+    """Return defaults (3), usage per window (3) and live holds (1) as scalar subqueries."""
+    settings = Setting.__table__.c
+
+    def default(period):
+        value = select(settings.value).where(settings.key == default_key(period, scope))
+        return func.coalesce(value.scalar_subquery(), UNLIMITED)
+
+    def used(period):
+        return _total(days.tokens, owned, days.day >= bindparam(f"{period}_start"),
+                      days.day < bindparam(f"{period}_end")).scalar_subquery()
+
+    return [*map(default, PERIODS), *map(used, PERIODS), held.scalar_subquery()]
+
+
 def snapshot_columns(user_id) -> list:
     """Return the report's columns for the user `user_id` (a bind or a column).
 
     Defaults (3), usage per window (3), live holds (1). The windows' bounds
     and `now` are binds: `<period>_start`, `<period>_end`, `now`.
     """
-    days, settings, holds = UsageDay.__table__.c, Setting.__table__.c, Reservation.__table__.c
-
-    def default(period):
-        value = select(settings.value).where(settings.key == f"{period}_default")
-        return func.coalesce(value.scalar_subquery(), UNLIMITED)
-
-    def used(period):
-        return _total(days.tokens, days.user_id == user_id,
-                      days.day >= bindparam(f"{period}_start"),
-                      days.day < bindparam(f"{period}_end")).scalar_subquery()
-
+    days, holds = UsageDay.__table__.c, Reservation.__table__.c
     held = _total(holds.tokens, holds.user_id == user_id, holds.state == "active",
-                  holds.expires_at > bindparam("now")).scalar_subquery()
-    return [*map(default, PERIODS), *map(used, PERIODS), held]
+                  holds.expires_at > bindparam("now"))
+    return _snapshot(days, days.user_id == user_id, held, USER)
 
 
-_users, _quotas = User.__table__, Quota.__table__
+def group_snapshot_columns(group_id) -> list:
+    """Return the same columns for the group `group_id`: its defaults, day totals and holds."""
+    days, holds = GroupUsageDay.__table__.c, ReservationGroup.__table__.c
+    held = _total(holds.tokens, holds.group_id == group_id, holds.expires_at > bindparam("now"))
+    return _snapshot(days, days.group_id == group_id, held, GROUP)
+
+
+_users, _quotas, _groups = User.__table__, Quota.__table__, Group.__table__
+_memberships = Membership.__table__
 LIMIT_COLUMNS = tuple(f"{period}_limit" for period in PERIODS)
 # Built once, run on every usage and check: one round trip, no ORM.
 _REPORT = prepare(select(*snapshot_columns(bindparam("user_id"))))
@@ -105,21 +130,79 @@ STANDING = prepare(
     .select_from(_users.join(_quotas, _quotas.c.user_id == _users.c.id))
     .where(_users.c.uuid == bindparam("uuid"))
 )
+_GROUP_COLUMNS = (_groups.c.id, _groups.c.uuid, _groups.c.name,
+                  *(_groups.c[c] for c in LIMIT_COLUMNS), *group_snapshot_columns(_groups.c.id))
+# Every group of one user, in id order (the order admission names them).
+_GROUPS_OF_USER = prepare(
+    select(*_GROUP_COLUMNS)
+    .select_from(_memberships.join(_groups, _groups.c.id == _memberships.c.group_id))
+    .where(_memberships.c.user_id == bindparam("user_id"))
+    .order_by(_groups.c.id)
+)
+_GROUP_BY_UUID = prepare(select(*_GROUP_COLUMNS).where(_groups.c.uuid == bindparam("uuid")))
 
 
-def window_params(raw: Raw, now: datetime, tz: ZoneInfo) -> tuple[tuple[Window, ...], dict]:
-    """Return the current windows and the binds the snapshot columns need."""
+def window_params(raw: Raw | None, now: datetime,
+                  tz: ZoneInfo) -> tuple[tuple[Window, ...], dict]:
+    """Return the current windows and the binds the snapshot columns need.
+
+    Values as `raw`'s backend stores them, or (`raw` None) as the ORM takes them.
+    """
     wins = windows(now, tz)
-    params = {"now": raw.instant(now)}
+    instant, day = (_same, _same) if raw is None else (raw.instant, raw.day)
+    params = {"now": instant(now)}
     for w in wins:
-        params[f"{w.period}_start"], params[f"{w.period}_end"] = raw.day(w.start), raw.day(w.end)
+        params[f"{w.period}_start"], params[f"{w.period}_end"] = day(w.start), day(w.end)
     return wins, params
+
+
+def _same(value):
+    return value
 
 
 def report_from(row, wins, limits, tz: ZoneInfo, now: datetime) -> QuotaReport:
     """Build a report from the snapshot columns in `row` (defaults, usage, held)."""
     periods = tuple(PeriodUsage(w, limits[i], row[i], row[i + 3]) for i, w in enumerate(wins))
     return QuotaReport(periods, row[6], tz, now)
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """A group's report, with what a refusal names it by."""
+
+    id: int
+    uuid: str
+    name: str
+    report: QuotaReport
+
+    def fields(self) -> dict:
+        """Return the 15 fields of the group's quota."""
+        return self.report.fields()
+
+
+def _group_report(row, wins, tz: ZoneInfo, now: datetime) -> GroupReport:
+    return GroupReport(row[0], row[1], row[2], report_from(row[6:], wins, row[3:6], tz, now))
+
+
+def group_reports(raw: Raw, user_id: int, tz: ZoneInfo,
+                  now: datetime | None = None) -> tuple[GroupReport, ...]:
+    """Return the reports of every group the user belongs to, in id order (one statement)."""
+    now = now or clock.now()
+    wins, params = window_params(raw, now, tz)
+    params["user_id"] = user_id
+    rows = raw.execute(_GROUPS_OF_USER, params).fetchall()
+    return tuple(_group_report(row, wins, tz, now) for row in rows)
+
+
+def group_report(raw: Raw, group_uuid: str, tz: ZoneInfo) -> GroupReport:
+    """Return the current report of one group, or raise GroupNotFound."""
+    now = clock.now()
+    wins, params = window_params(raw, now, tz)
+    params["uuid"] = group_uuid
+    row = raw.one(_GROUP_BY_UUID, params)
+    if row is None:
+        raise GroupNotFound()
+    return _group_report(row, wins, tz, now)
 
 
 def quota_report(raw: Raw, user, tz: ZoneInfo, now: datetime | None = None) -> QuotaReport:
