@@ -37,8 +37,8 @@ def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
 
 
 def _add_http(app: Flask) -> None:
-    """Add what serves HTTP: the API, its document, the dashboard, metrics, error handlers."""
-    from . import api, dashboard, docs, errors, openapi, scrape, security
+    """Add what serves HTTP: API, document, dashboard, metrics, error handlers, deliverer."""
+    from . import api, dashboard, deliverer, docs, errors, openapi, scrape, security
 
     smorest = openapi.init_app(app)
     api.register(smorest)
@@ -47,3 +47,4 @@ def _add_http(app: Flask) -> None:
     errors.register(app)
     security.init_app(app)
     dashboard.register(app)
+    deliverer.init_app(app)

@@ -20,6 +20,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
+def switch(text: str) -> bool:
+    """Parse on/off (also true/false, yes/no, 1/0)."""
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(text)
+
+
 def ip_networks(text: str) -> tuple:
     """Parse a comma-separated list of IP addresses and networks (`127.0.0.1,10.0.0.0/8`)."""
     return tuple(ipaddress.ip_network(part.strip(), strict=False)
@@ -42,11 +52,18 @@ ENVIRONMENT = {
     # Threads per gunicorn worker (gunicorn.conf.py reads it too); also how
     # many SQLite connections a worker keeps.
     "CHATQUOTA_THREADS": ("THREADS", 64, int),
+    # Alerts' webhooks (chatquota/deliverer.py): whether this process delivers,
+    # how long a receiver may take, and retries: doubling from the base, for hours.
+    "CHATQUOTA_WEBHOOK_DELIVERY": ("WEBHOOK_DELIVERY", True, switch),
+    "CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS": ("WEBHOOK_TIMEOUT_SECONDS", 10, int),
+    "CHATQUOTA_WEBHOOK_RETRY_BASE_SECONDS": ("WEBHOOK_RETRY_BASE_SECONDS", 10, int),
+    "CHATQUOTA_WEBHOOK_RETRY_HOURS": ("WEBHOOK_RETRY_HOURS", 24, int),
 }
 
 # How an error message names what a parser expects.
 EXPECTED = {
     int: "a whole number",
+    switch: "on or off",
     ip_networks: "a comma-separated list of IP addresses or networks, e.g. 127.0.0.1,10.0.0.0/8",
 }
 
@@ -97,7 +114,8 @@ def _finish(app) -> None:
                                              app.config["METRICS_ALLOW"])
     for name, minimum in (("MAX_CONTENT_LENGTH", 1024), ("SQLITE_BUSY_TIMEOUT_MS", 0),
                           ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1),
-                          ("THREADS", 1)):
+                          ("THREADS", 1), ("WEBHOOK_TIMEOUT_SECONDS", 1),
+                          ("WEBHOOK_RETRY_BASE_SECONDS", 1), ("WEBHOOK_RETRY_HOURS", 1)):
         if app.config[name] < minimum:
             variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
             raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")

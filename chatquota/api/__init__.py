@@ -76,7 +76,9 @@ class Blueprint(WaldurPaginationMixin, _Blueprint):
 
 def register(api) -> None:
     """Register every API blueprint."""
-    from . import administration, chat_quota, health, history, metering, reservations, users
+    from . import (administration, chat_quota, health, history, metering, reservations, users,
+                   webhooks)
 
-    for module in (chat_quota, metering, reservations, administration, history, users, health):
+    for module in (chat_quota, metering, reservations, administration, history, users, webhooks,
+                   health):
         api.register_blueprint(module.blp)

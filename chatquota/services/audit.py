@@ -22,7 +22,8 @@ class Actor(Protocol):
     username: str
 
 ACTIONS = ("default.update", "quota.update", "user.create", "user.update",
-           "token.create", "token.revoke")
+           "token.create", "token.revoke", "thresholds.update", "webhook.create",
+           "webhook.update", "webhook.delete")
 
 
 def record(

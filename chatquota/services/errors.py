@@ -33,6 +33,10 @@ class ReservationNotFound(NotFound):
     message = "Reservation not found."
 
 
+class WebhookNotFound(NotFound):
+    message = "Webhook not found."
+
+
 class Forbidden(DomainError):
     message = "You do not have permission to perform this action."
 

@@ -17,6 +17,7 @@ from .. import clock
 from ..dialect import Raw, adding_upsert, prepare
 from ..ids import time_ordered_uuid
 from ..models import UsageDay, UsageEvent, User
+from . import alerts
 from .admission import admit
 from .errors import IdempotencyConflict, InvalidValue, UserInactive, UserNotFound
 from .ledger import ledger_for
@@ -84,12 +85,13 @@ def event_by_id(raw: Raw, event_id: int) -> EventRecord | None:
 
 @dataclass(frozen=True)
 class Standing:
-    """A user's state inside the ledger's transaction: id, whether active, report."""
+    """A user's state inside the ledger's transaction: id, whether active, report, alert thresholds."""
 
     user_id: int
     user_uuid: str
     is_active: bool
     report: QuotaReport
+    thresholds: tuple[int, ...]
 
 
 def read_standing(raw: Raw, user_uuid: str, tz: ZoneInfo) -> Standing:
@@ -100,7 +102,8 @@ def read_standing(raw: Raw, user_uuid: str, tz: ZoneInfo) -> Standing:
     row = raw.one(STANDING, params)
     if row is None:
         raise UserNotFound()
-    return Standing(row[0], user_uuid, bool(row[1]), report_from(row[5:], wins, row[2:5], tz, now))
+    report = report_from(row[5:12], wins, row[2:5], tz, now)
+    return Standing(row[0], user_uuid, bool(row[1]), report, alerts.unpack(row[12]))
 
 
 def replayed(raw: Raw, statement, user_id: int, key: str | None, fingerprint: str):
@@ -125,7 +128,9 @@ def record_event(raw: Raw, standing: Standing, tokens: int, *, enforced: bool,
     """Insert a usage event and add it to its local day's total (inside the ledger).
 
     Usage in any period stays within 2**53-1 (what JSON clients read exactly
-    and what a limit can be); an event that would pass it is refused.
+    and what a limit can be); an event that would pass it is refused. An
+    alert threshold the event crosses writes its alert in the same
+    transaction (services/alerts.py); nothing crossed costs no statement.
     """
     report = standing.report
     if max(p.usage for p in report.periods) + tokens > MAX_LIMIT:
@@ -140,6 +145,8 @@ def record_event(raw: Raw, standing: Standing, tokens: int, *, enforced: bool,
     })[0]
     raw.execute(_ADD_TO_DAY, {"user_id": standing.user_id, "tokens": tokens,
                               "day": raw.day(report.now.astimezone(report.tz).date())})
+    alerts.record_report_crossings(raw, alerts.Subject("user", standing.user_id, standing.user_uuid),
+                                   report, tokens, standing.thresholds)
     return EventRecord(event_id, uuid, tokens, input_tokens, output_tokens, model, enforced,
                        idempotency_key, report.now, standing.user_uuid)
 
