@@ -19,6 +19,7 @@ class Received:
     path: str
     headers: dict
     body: bytes
+    client_port: int  # the sender's end of the connection
 
     def json(self):
         return json.loads(self.body)
@@ -45,7 +46,8 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = receiver._arrived(Received(self.path, dict(self.headers), body))
+                status = receiver._arrived(Received(self.path, dict(self.headers), body,
+                                                    self.client_address[1]))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
