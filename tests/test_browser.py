@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from chatquota import clock, create_app
+from chatquota import clock, create_app, deliverer
 from chatquota.extensions import db
 from chatquota.periods import PERIODS
-from chatquota.services import accounts, limits, metering
+from chatquota.services import accounts, limits, metering, webhooks
 
-from .live import LiveServer
+from .live import LiveServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -176,6 +176,10 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
     with app.app_context():  # a long name, and a boolean change for the audit log
         accounts.create_user(db.session, None, "a-rather-long-username-of-the-north-east-region-team")
         accounts.update_user(db.session, None, uuids["bob"], {"is_active": False})
+        hook = webhooks.create_webhook(  # a long URL, and a failed test in its log
+            db.session, None, url=f"http://127.0.0.1:{free_port()}/services/T0123456/B0123456/"
+            + "x" * 48, secret="s" * 32, format="slack", events=["quota.threshold"]).uuid
+        deliverer.send_test(db.session, app.config, hook)
         db.engine.dispose()
     with LiveServer(url, workers=1) as server:
         page = browser.new_page(viewport=PHONE)
@@ -185,7 +189,7 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
         page.click("form button[type=submit]")
         page.wait_for_url(server.url + "/admin/")
         for path in ("/admin/", f"/admin/users/{uuids['carol']}/", "/admin/audit/?page_size=50",
-                     "/admin/defaults/", "/me/"):
+                     "/admin/defaults/", "/me/", "/admin/webhooks/", f"/admin/webhooks/{hook}/"):
             page.goto(server.url + path)
             widths[path] = page.evaluate("document.documentElement.scrollWidth")
         assert all(width <= PHONE["width"] for width in widths.values()), widths

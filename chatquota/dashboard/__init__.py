@@ -1,7 +1,8 @@
 """The web dashboard: server-rendered pages over the same services as the API.
 
 `/admin/` (staff and support) lists everyone's usage and edits limits;
-`/me/` shows any signed-in user their own. Sign-in is by pasting an API token.
+`/admin/webhooks/` (staff) manages alerts; `/me/` shows any signed-in user
+their own usage and alerts. Sign-in is by pasting an API token.
 """
 
 from itertools import chain
@@ -60,6 +61,6 @@ def _not_found(error: NotFound):
 
 def register(app) -> None:
     """Register the dashboard's pages on the app."""
-    from . import account, pages  # noqa: F401  (the modules add their routes to `bp`)
+    from . import account, pages, webhooks  # noqa: F401  (the modules add their routes to `bp`)
 
     app.register_blueprint(bp)

@@ -3,7 +3,7 @@
 from flask import current_app, g, make_response, redirect, render_template, request, url_for
 
 from ..extensions import connection, db
-from ..services import history
+from ..services import alerts, history
 from ..services.errors import InvalidValue
 from ..services.usage import quota_report
 from . import bp, present, websession
@@ -44,9 +44,10 @@ def sign_out():
 @bp.get("/me/")
 @websession.signed_in()
 def me():
-    """Show the signed-in user's own usage, limits and reset times."""
+    """Show the signed-in user's own usage, limits, reset times and thresholds reached."""
     tz = current_app.config["TZ"]
     report = quota_report(connection(), g.user, tz)
     past = history.daily_history(db.session, tz, 30, user=g.user)
+    notices = alerts.notices(report, alerts.get_thresholds(db.session))
     return render_template("dashboard/me.html", bars=present.bars(report), held=report.held,
-                           chart=present.chart(past))
+                           chart=present.chart(past), notices=notices)

@@ -27,7 +27,8 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     return value if low <= value <= high else default
 
 
-def _paging() -> tuple[int, int]:
+def paging() -> tuple[int, int]:
+    """Return the page number and page size asked for (defaults when malformed)."""
     size = _int_arg("page_size", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return _int_arg("page", 1, 1, 10**9), size
 
@@ -42,7 +43,7 @@ def _ordering() -> str:
 def users():
     """List every user with their usage bars; search, sort, paginate."""
     tz = current_app.config["TZ"]
-    page, size = _paging()
+    page, size = paging()
     search = request.args.get("search", "").strip()
     ordering = _ordering()
     found = overview.list_quotas(db.session, tz, search=search or None, ordering=ordering,
@@ -128,7 +129,7 @@ def set_defaults():
 @signed_in(*READERS)
 def audit():
     """List who changed which limit or default, newest first."""
-    page, size = _paging()
+    page, size = paging()
     found = audit_log.list_entries(db.session, offset=(page - 1) * size, limit=size)
     return render_template("dashboard/audit.html", entries=found.items, total=found.total,
                            page=page, page_size=size, pages=max(1, -(-found.total // size)))
