@@ -101,7 +101,7 @@ def test_ensure_admin_refuses_a_weak_chosen_token(runner):
 
 def test_every_command_has_help(runner):
     for command in ("init-db", "create-user", "create-token", "set-default", "set-quota",
-                    "usage", "ensure-admin"):
+                    "usage", "set-alert-thresholds", "add-webhook", "ensure-admin"):
         result = invoke(runner, command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
 

@@ -1,12 +1,19 @@
 """/api/webhooks/: staff manage webhooks (audited, secrets write-only), test them, read the log."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from chatquota.extensions import db
 from chatquota.models import AuditEntry
+from chatquota.services import webhooks
 
 from .live import free_port
 from .receiver import Receiver
@@ -189,3 +196,53 @@ def test_the_log_reads_through_indexes(app, client, staff, receiver, monkeypatch
         monkeypatch)
     assert full_scans(app, [(sql, params) for sql, params in statements
                             if "webhook_deliveries" in sql or "webhook_attempts" in sql]) == []
+
+
+def test_add_webhook_from_the_command_line(app, runner):
+    result = runner.invoke(args=["add-webhook", "https://chat.example.com/hooks/abc", "--secret",
+                                 SECRET, "--format", "slack"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        made = webhooks.get_webhook(db.session, result.stdout.strip())
+        assert (made.url, made.secret, made.format, made.event_types) == (
+            "https://chat.example.com/hooks/abc", SECRET, "slack", ["quota.threshold"])
+    bad = runner.invoke(args=["add-webhook", "gopher://x.org/", "--secret", SECRET])
+    assert bad.exit_code == 1 and bad.stderr == "Error: url: Not a valid URL.\n"
+    weak = runner.invoke(args=["add-webhook", "https://x.org/", "--secret", "short"])
+    assert weak.exit_code == 1 and weak.stderr.startswith("Error: secret: ")
+
+
+def readme_receiver(port: int) -> str:
+    """Return the README's Python receiver, listening on `port`."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("### What a receiver gets", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '("127.0.0.1", 9000)' in code
+    return code.replace('("127.0.0.1", 9000)', f'("127.0.0.1", {port})')
+
+
+def test_the_readme_receiver_accepts_what_chatquota_signs(client, staff, tmp_path):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", readme_receiver(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the README's receiver did not start"
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}/chatquota"
+        right = create(client, staff, url=url, secret="the-webhook-secret-you-chose")
+        wrong = create(client, staff, url=url, secret="some-other-secret-value")
+        ok = client.post(f"{URL}{right['uuid']}/test/", headers=staff.headers).json
+        refused = client.post(f"{URL}{wrong['uuid']}/test/", headers=staff.headers).json
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0]
+    assert (ok["state"], ok["last_status_code"]) == ("delivered", 204)
+    assert (refused["state"], refused["last_status_code"]) == ("failed", 401)
+    assert "webhook.test None None None" in output
