@@ -117,7 +117,7 @@ _mutex = threading.Lock()
 
 
 def start(app) -> None:
-    """Start this process's deliverer thread, unless it runs, is switched off, or the app is testing."""
+    """Start this process's deliverer thread, unless it runs, is off, or the app is testing."""
     if _running.get("pid") == os.getpid() or app.testing or not app.config["WEBHOOK_DELIVERY"]:
         return
     with _mutex:
@@ -158,6 +158,6 @@ def _loop(deliverer: Deliverer, stopping: threading.Event) -> None:
 
 
 def init_app(app) -> None:
-    """Start the deliverer with the first request this process serves (gunicorn starts it sooner)."""
+    """Start the deliverer with this process's first request (gunicorn starts it sooner)."""
     if not app.testing and app.config["WEBHOOK_DELIVERY"]:
         app.before_request(lambda: start(app))

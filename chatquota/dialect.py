@@ -287,7 +287,7 @@ class Raw:
 
 @contextmanager
 def raw_write(engine: Engine):
-    """Yield a Raw connection in a write transaction under the writer lock; commit after the block."""
+    """Yield a Raw connection in a write transaction under the writer lock; commit after it."""
     with writer_lock(engine), Raw.checkout(engine) as raw:
         raw.begin_write()
         try:

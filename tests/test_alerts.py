@@ -1,4 +1,4 @@
-"""Alerts' outbox: which usage writes an alert, once per threshold, subject and period; thresholds."""
+"""The alerts' outbox: which usage writes an alert, once per threshold, subject and period."""
 
 from datetime import UTC, date, datetime
 

@@ -79,7 +79,8 @@ def test_an_alert_reaches_every_subscribed_webhook_signed(app, client, staff, li
                            "limit", "reset_at", "created_at"]
     assert text.json() == {"text": "alice reached 80% of the daily limit: 85 of 100 tokens; "
                                    "resets at 2026-12-01 00:00 UTC."}
-    assert sent.headers["X-Chatquota-Event-Id"] == text.headers["X-Chatquota-Event-Id"] == event["id"]
+    ids = {sent.headers["X-Chatquota-Event-Id"], text.headers["X-Chatquota-Event-Id"]}
+    assert ids == {event["id"]}
     [delivery] = log_of(client, staff, json_hook)
     assert (delivery["state"], delivery["attempts"], delivery["event"]) == ("delivered", 1, event)
     assert log_of(client, staff, slack_hook)[0]["state"] == "delivered"

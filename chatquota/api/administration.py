@@ -1,4 +1,4 @@
-"""Administration of limits: system defaults, alert thresholds, every user's quota, the audit log."""
+"""Administration: system defaults, alert thresholds, every user's quota, the audit log."""
 
 from flask import current_app
 

@@ -1,4 +1,4 @@
-"""Staff pages for alerts: the thresholds, webhooks (add, edit, test, delete) and their delivery log.
+"""Staff pages for alerts: thresholds, webhooks (add, edit, test, delete), their delivery log.
 
 Forms are checked by the API's own schemas, so the browser and the API
 accept exactly the same webhooks; bad input re-renders the form and changes
@@ -43,14 +43,14 @@ def _submitted(form, creating: bool) -> dict:
 def _render_list(form: dict | None = None, errors: dict | None = None,
                  thresholds_text: str | None = None, threshold_error: str | None = None,
                  status: int = 200):
-    current = alerts.get_thresholds(db.session)
+    if thresholds_text is None:
+        thresholds_text = ", ".join(map(str, alerts.get_thresholds(db.session)))
     page = render_template(
         "dashboard/webhooks.html", webhooks=webhooks.list_webhooks(db.session, 0, 200).items,
         form=form or {"url": "", "format": "json", "events": list(EVENT_TYPES),
                       "secret": secrets.token_hex(16)},
         errors=errors or {}, formats=FORMATS, event_types=EVENT_TYPES,
-        thresholds_text=", ".join(map(str, current)) if thresholds_text is None else thresholds_text,
-        threshold_error=threshold_error, saved=request.args.get("saved"))
+        thresholds_text=thresholds_text, threshold_error=threshold_error, saved=request.args.get("saved"))
     return page, status
 
 

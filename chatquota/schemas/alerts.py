@@ -93,7 +93,7 @@ class AttemptSchema(Schema):
 
 
 class DeliverySchema(Schema):
-    """One event for one webhook: its state, the event (as a `json` webhook gets it), each attempt."""
+    """One event for one webhook: its state, the event (as `json` webhooks get it), each attempt."""
 
     event_id = Uuid(metadata={"description": "Also `X-Chatquota-Event-Id`: the same on "
                                              "every attempt."})

@@ -36,7 +36,6 @@ THRESHOLDS_KEY = "alert_thresholds"
 DEFAULT_THRESHOLDS = (80, 100)
 MAX_THRESHOLDS = 6  # three digits each: 18 digits fit a BIGINT
 MAX_PERCENT = 999
-SUBJECTS = ("user", "group")
 
 # Set when a transaction that wrote alerts has committed (in this process).
 WRITTEN = threading.Event()
@@ -91,8 +90,8 @@ def set_thresholds(session: Session, actor: Actor | None, thresholds) -> tuple[i
     new = unpack(pack(thresholds))
     with write_transaction(session):
         # Lock the row (made first if missing), so the audited "from" is never stale.
-        insert_missing(session, Setting, [{"key": THRESHOLDS_KEY, "value": pack(DEFAULT_THRESHOLDS)}],
-                       keys=["key"])
+        default = {"key": THRESHOLDS_KEY, "value": pack(DEFAULT_THRESHOLDS)}
+        insert_missing(session, Setting, [default], keys=["key"])
         lock_rows(session, _LOCK_SETTING, {})
         old = get_thresholds(session)
         if old != new:

@@ -1,4 +1,4 @@
-"""The deliverer's queue: new alerts become deliveries, due deliveries are claimed, attempts recorded.
+"""The deliverer's queue: alerts become deliveries, due ones are claimed, attempts recorded.
 
 Each step is a short write transaction (SQLite: the writer lock and BEGIN
 IMMEDIATE, as the ledger's; PostgreSQL: rows taken with `FOR UPDATE SKIP
@@ -66,8 +66,8 @@ _DUE = prepare(
 _CLAIM = prepare(update(_d).where(_d.c.id == bindparam("delivery_id")).values(
     claimed_until=bindparam("lease"), next_attempt_at=bindparam("lease"),
     attempts=bindparam("attempts_made")))
-_LOG = prepare(insert(_attempts).values(
-    {c: bindparam(c) for c in ("delivery_id", "started_at", "status_code", "error", "duration_ms")}))
+_LOG = prepare(insert(_attempts).values({c: bindparam(c) for c in (
+    "delivery_id", "started_at", "status_code", "error", "duration_ms")}))
 # Only the holder of the current lease settles an attempt.
 _SETTLE = prepare(
     update(_d).where(_d.c.id == bindparam("delivery_id"), _d.c.claimed_until == bindparam("lease"))

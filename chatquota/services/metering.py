@@ -85,7 +85,7 @@ def event_by_id(raw: Raw, event_id: int) -> EventRecord | None:
 
 @dataclass(frozen=True)
 class Standing:
-    """A user's state inside the ledger's transaction: id, whether active, report, alert thresholds."""
+    """A user's state in the ledger's transaction: id, whether active, report, alert thresholds."""
 
     user_id: int
     user_uuid: str
@@ -145,8 +145,8 @@ def record_event(raw: Raw, standing: Standing, tokens: int, *, enforced: bool,
     })[0]
     raw.execute(_ADD_TO_DAY, {"user_id": standing.user_id, "tokens": tokens,
                               "day": raw.day(report.now.astimezone(report.tz).date())})
-    alerts.record_report_crossings(raw, alerts.Subject("user", standing.user_id, standing.user_uuid),
-                                   report, tokens, standing.thresholds)
+    subject = alerts.Subject("user", standing.user_id, standing.user_uuid)
+    alerts.record_report_crossings(raw, subject, report, tokens, standing.thresholds)
     return EventRecord(event_id, uuid, tokens, input_tokens, output_tokens, model, enforced,
                        idempotency_key, report.now, standing.user_uuid)
 

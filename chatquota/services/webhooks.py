@@ -33,6 +33,11 @@ def shown_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..."
 
 
+# How the audit log shows a field's old and new values.
+_SHOWN = {"url": shown_url, "secret": lambda _value: HIDDEN,
+          "events": lambda value: [name for name in value.split(",") if name]}
+
+
 def _audited(webhook: Webhook) -> dict:
     return {"url": shown_url(webhook.url), "format": webhook.format,
             "events": webhook.event_types}
@@ -82,11 +87,6 @@ def update_webhook(session: Session, actor: Actor | None, webhook_uuid: str,
             audit.record(session, actor, "webhook.update", f"webhook {webhook.uuid}", field,
                          shown(old), shown(value))
     return webhook
-
-
-# How the audit log shows a field's old and new values.
-_SHOWN = {"url": shown_url, "secret": lambda _value: HIDDEN,
-          "events": lambda value: [name for name in value.split(",") if name]}
 
 
 def delete_webhook(session: Session, actor: Actor | None, webhook_uuid: str) -> None:
@@ -168,8 +168,8 @@ def list_deliveries(session: Session, webhook: Webhook, tz: ZoneInfo, offset: in
             .outerjoin(User, (Alert.subject == "user") & (User.id == Alert.subject_id))
             .where(WebhookDelivery.webhook_id == webhook.id)
             .order_by(WebhookDelivery.id.desc()))
-    page = paginate(session, stmt, offset, limit, rows=True,
-                    count=select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id))
+    count = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id)
+    page = paginate(session, stmt, offset, limit, rows=True, count=count)
     ids = [delivery.id for delivery, _alert, _name in page.items]
     attempts: dict[int, list] = {}
     for attempt in session.scalars(select(DeliveryAttempt).where(
