@@ -24,6 +24,7 @@ from .live import LiveServer, seed
 from .receiver import Receiver
 
 SECRET = "a-secret-of-24-characters"
+DELIVERING = {"CHATQUOTA_WEBHOOK_DELIVERY": "on"}  # the suite turns it off (conftest.py)
 
 
 def add_webhook(app, url, fmt="json"):
@@ -86,7 +87,8 @@ def test_one_alert_per_threshold_under_concurrent_load(app, database_url, receiv
         limits.set_quota(db.session, None, user, {"weekly_limit": 1250})
     add_webhook(app, receiver.url("/json"))
     add_webhook(app, receiver.url("/slack"), fmt="slack")
-    with LiveServer(database_url, workers=4, log_path=tmp_path / "gunicorn.log") as server:
+    with LiveServer(database_url, workers=4, log_path=tmp_path / "gunicorn.log",
+                    **DELIVERING) as server:
         def client(_):
             backend = Backend(server.url, key)
             return [backend.consume(user, 10)[0] for _ in range(4)]
@@ -117,7 +119,8 @@ def test_a_receiver_that_fails_then_recovers_gets_the_alert(app, database_url, r
     key, [user] = seed(app, users=1, daily_limit=100)
     add_webhook(app, receiver.url())
     receiver.statuses = [500, 503]
-    with LiveServer(database_url, workers=2, CHATQUOTA_WEBHOOK_RETRY_BASE_SECONDS="1") as server:
+    with LiveServer(database_url, workers=2, CHATQUOTA_WEBHOOK_RETRY_BASE_SECONDS="1",
+                    **DELIVERING) as server:
         assert Backend(server.url, key).consume(user, 85)[0] == 201
         until(lambda: [d.state for d in deliveries_in(app)] == ["delivered"], what="delivery")
     got = receiver.received
@@ -154,7 +157,8 @@ def test_a_sigkill_between_commit_and_delivery_loses_nothing(app, database_url, 
     add_webhook(app, receiver.url())
     receiver.hang()  # the first attempt never gets an answer
     # A 2-second timeout makes a lease of 11 s (lease_seconds): when another takes it over.
-    settings = {"CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS": "2", "log_path": tmp_path / "gunicorn.log"}
+    settings = {"CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS": "2", "log_path": tmp_path / "gunicorn.log",
+                **DELIVERING}
     server = LiveServer(database_url, workers=3, **settings).__enter__()
     try:
         assert Backend(server.url, key).consume(user, 85)[0] == 201  # committed: the alert exists
@@ -183,7 +187,8 @@ def test_a_hanging_receiver_does_not_hold_up_consume(app, database_url, receiver
     key, users = seed(app, users=12, daily_limit=100)
     add_webhook(app, receiver.url())
     receiver.hang()
-    with LiveServer(database_url, workers=4, CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS="60") as server:
+    with LiveServer(database_url, workers=4, CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS="60",
+                    **DELIVERING) as server:
         backend = Backend(server.url, key)
 
         def calls(users, tokens):

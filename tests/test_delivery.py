@@ -211,7 +211,7 @@ def test_the_thread_runs_only_outside_tests_and_once_per_process(database_url):
     switched_off = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "WEBHOOK_DELIVERY": False})
     deliverer.start(switched_off)
     assert deliverer._running == {}
-    serving = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    serving = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "WEBHOOK_DELIVERY": True})
     try:
         serving.test_client().get("/health/")  # the first request starts it
         thread = deliverer._running["thread"]
