@@ -7,6 +7,8 @@ the start with one line naming what to fix, before any worker starts.
 Threaded workers: a request holds a thread, not a process, so concurrent
 metering calls of one worker share a ledger transaction (group commit) and
 the gateway's open streams leave threads free for the rest of the API.
+Each worker also runs the alerts' webhook deliverer, a thread started once
+the worker has loaded the app (chatquota/deliverer.py): no process to add.
 """
 
 import os
@@ -48,6 +50,20 @@ def on_starting(server):
     from chatquota import metrics  # only now: prometheus_client reads the folder on import
 
     metrics.clear_multiprocess_dir()
+
+
+def post_worker_init(worker):
+    """Start this worker's webhook deliverer, so pending deliveries resume without a request."""
+    from chatquota import deliverer
+
+    deliverer.start(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Stop this worker's deliverer, giving an attempt under way a moment to be recorded."""
+    from chatquota import deliverer
+
+    deliverer.stop()
 
 
 def child_exit(server, worker):

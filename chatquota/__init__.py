@@ -51,8 +51,8 @@ def create_app(test_config: dict | None = None, *, http: bool = True) -> Flask:
 
 
 def _add_http(app: Flask) -> None:
-    """Add what serves HTTP: the API, its document, the dashboard, metrics, error handlers."""
-    from . import api, dashboard, docs, errors, gateway, openapi, scrape, security
+    """Add what serves HTTP: API, document, dashboard, metrics, gateway, error handlers, deliverer."""
+    from . import api, dashboard, deliverer, docs, errors, gateway, openapi, scrape, security
 
     smorest = openapi.init_app(app)
     api.register(smorest)
@@ -62,3 +62,4 @@ def _add_http(app: Flask) -> None:
     security.init_app(app)
     dashboard.register(app)
     gateway.register(app)
+    deliverer.init_app(app)

@@ -54,6 +54,8 @@ def _fail(message: str):
 def _first_error(err) -> str:
     """Return a validation error's first message, prefixed by its field."""
     field, messages = next(iter(err.normalized_messages().items()))
+    while isinstance(messages, dict):  # an item of a list field: {index: [...]}
+        messages = next(iter(messages.values()))
     return f"{field}: {messages[0] if isinstance(messages, list) else messages}"
 
 
@@ -309,6 +311,35 @@ def group_usage(name):
     click.echo(json.dumps(report.fields(), indent=2))
 
 
+@command("set-alert-thresholds")
+@click.argument("percents", nargs=-1, required=True)
+def set_alert_thresholds(percents):
+    """Set the alert thresholds, in percent of each limit (e.g. 80 100); `none` turns alerts off."""
+    from .extensions import db
+    from .schemas.alerts import AlertThresholdsSchema
+    from .services import alerts
+
+    given = [] if [p.lower() for p in percents] == ["none"] else list(percents)
+    thresholds = _load(AlertThresholdsSchema, {"thresholds": given})["thresholds"]
+    now = alerts.set_thresholds(db.session, None, thresholds)
+    click.echo("Alert thresholds: " + (", ".join(f"{p}%" for p in now) or "none") + ".", err=True)
+
+
+@command("add-webhook")
+@click.argument("url")
+@click.option("--secret", required=True, help="Signs every delivery (at least 16 characters).")
+@click.option("--format", "fmt", type=click.Choice(("json", "slack")), default="json",
+              show_default=True, help="slack: Slack, Mattermost and Rocket.Chat incoming webhooks.")
+def add_webhook(url, secret, fmt):
+    """Add a webhook that receives alerts and print its uuid."""
+    from .extensions import db
+    from .schemas.alerts import WebhookCreateSchema
+    from .services import webhooks
+
+    fields = _load(WebhookCreateSchema, {"url": url, "secret": secret, "format": fmt})
+    click.echo(webhooks.create_webhook(db.session, None, **fields).uuid)
+
+
 @command("ensure-admin")
 @click.option("--username", default="admin", show_default=True)
 def ensure_admin(username):
@@ -414,8 +445,8 @@ def copy_data(target_url):
 
 COMMANDS = (init_db, copy_data, create_user, create_token, set_default, set_quota, usage,
             create_group, add_member, remove_member, set_group_quota, set_group_default,
-            group_usage, set_model_weight, ensure_admin, purge_reservations, prune_events, backup,
-            openapi)
+            group_usage, set_model_weight, set_alert_thresholds, add_webhook, ensure_admin,
+            purge_reservations, prune_events, backup, openapi)
 
 
 def init_app(app) -> None:

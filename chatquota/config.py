@@ -64,6 +64,12 @@ ENVIRONMENT = {
     "CHATQUOTA_GATEWAY_HOLD_SECONDS": ("GATEWAY_HOLD_SECONDS", 3600, int),
     "CHATQUOTA_GATEWAY_MAX_BODY_BYTES": ("GATEWAY_MAX_BODY_BYTES", 16 * 2**20, int),
     "CHATQUOTA_GATEWAY_RESERVED_THREADS": ("GATEWAY_RESERVED_THREADS", 16, int),
+    # Alerts' webhooks (chatquota/deliverer.py): whether this process delivers,
+    # how long a receiver may take, and retries: doubling from the base, for hours.
+    "CHATQUOTA_WEBHOOK_DELIVERY": ("WEBHOOK_DELIVERY", True, flag),
+    "CHATQUOTA_WEBHOOK_TIMEOUT_SECONDS": ("WEBHOOK_TIMEOUT_SECONDS", 10, int),
+    "CHATQUOTA_WEBHOOK_RETRY_BASE_SECONDS": ("WEBHOOK_RETRY_BASE_SECONDS", 10, int),
+    "CHATQUOTA_WEBHOOK_RETRY_HOURS": ("WEBHOOK_RETRY_HOURS", 24, int),
 }
 
 # How an error message names what a parser expects.
@@ -122,7 +128,9 @@ def _finish(app) -> None:
                           ("DB_POOL_SIZE", 1), ("DB_MAX_OVERFLOW", 0), ("SESSION_HOURS", 1),
                           ("THREADS", 1), ("UPSTREAM_TIMEOUT", 1), ("GATEWAY_MAX_TOKENS", 1),
                           ("GATEWAY_PROMPT_OVERHEAD", 0), ("GATEWAY_HOLD_SECONDS", 60),
-                          ("GATEWAY_MAX_BODY_BYTES", 1024), ("GATEWAY_RESERVED_THREADS", 0)):
+                          ("GATEWAY_MAX_BODY_BYTES", 1024), ("GATEWAY_RESERVED_THREADS", 0),
+                          ("WEBHOOK_TIMEOUT_SECONDS", 1), ("WEBHOOK_RETRY_BASE_SECONDS", 1),
+                          ("WEBHOOK_RETRY_HOURS", 1)):
         if app.config[name] < minimum:
             variable = next(v for v, (key, *_r) in ENVIRONMENT.items() if key == name)
             raise ConfigError(f"{variable} must be at least {minimum}, got {app.config[name]}")

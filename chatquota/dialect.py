@@ -202,10 +202,11 @@ class Raw:
     back to the pool, a rollback.
     """
 
-    __slots__ = ("_pooled", "dbapi", "is_postgresql", "_driver_error")
+    __slots__ = ("_pooled", "dbapi", "is_postgresql", "_driver_error", "_on_commit")
 
     def __init__(self, engine: Engine):
         self._driver_error = engine.dialect.loaded_dbapi.Error
+        self._on_commit = []
         try:
             self._pooled = engine.raw_connection()
         except self._driver_error as error:  # e.g. opening a read-only database
@@ -251,17 +252,25 @@ class Raw:
         if not self.is_postgresql:
             self._run("BEGIN IMMEDIATE")
 
+    def on_commit(self, callback) -> None:
+        """Call `callback()` after the current transaction commits (never if it rolls back)."""
+        self._on_commit.append(callback)
+
     def commit(self) -> None:
         """Commit the transaction (raising SQLAlchemy's error if the driver refuses)."""
         if not self.is_postgresql:
             self._run("COMMIT")
-            return
-        try:
-            self.dbapi.commit()
-        except self._driver_error as error:
-            raise DBAPIError.instance("COMMIT", None, error, self._driver_error) from error
+        else:
+            try:
+                self.dbapi.commit()
+            except self._driver_error as error:
+                raise DBAPIError.instance("COMMIT", None, error, self._driver_error) from error
+        callbacks, self._on_commit = self._on_commit, []
+        for callback in callbacks:
+            callback()
 
     def rollback(self) -> None:
+        self._on_commit = []
         if self.is_postgresql:
             self.dbapi.rollback()
         elif self.dbapi.in_transaction:
@@ -280,6 +289,19 @@ class Raw:
             yield raw
         finally:
             raw.close()
+
+
+@contextmanager
+def raw_write(engine: Engine):
+    """Yield a Raw connection in a write transaction under the writer lock; commit after it."""
+    with writer_lock(engine), Raw.checkout(engine) as raw:
+        raw.begin_write()
+        try:
+            yield raw
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
 
 
 def lock_for_update(raw: Raw, statement: Prepared, ids: list[int]) -> None:

@@ -1,4 +1,5 @@
-"""Database models: accounts, groups, limits, usage, reservations, weights, settings, audit.
+"""Database models: accounts, groups, limits, usage, reservations, weights, settings, audit,
+alerts.
 
 Usage is stored twice on purpose: one row per event (the record) and one
 running total per user and local day (`UsageDay`), and per group and local
@@ -317,3 +318,104 @@ class WebSession(db.Model):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Alert(db.Model):
+    """A threshold of a limited period that a subject's usage crossed: the alerts' outbox.
+
+    Written by metering in the ledger's transaction that recorded the usage
+    (services/alerts.py), at most once per subject, period, period start and
+    threshold. `dispatched_at` is set when the deliverer has made its
+    deliveries, one per webhook subscribed at that moment.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("subject", "subject_id", "period", "period_start", "threshold",
+                         name="uq_alerts_crossing"),
+        Index("ix_alerts_undispatched", "id", sqlite_where=text("dispatched_at IS NULL"),
+              postgresql_where=text("dispatched_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)  # the event id receivers see
+    subject: Mapped[str] = mapped_column(String(8))  # "user" or "group"
+    subject_id: Mapped[int] = mapped_column(BigInteger)
+    subject_uuid: Mapped[str] = mapped_column(String(32))
+    period: Mapped[str] = mapped_column(String(8))
+    period_start: Mapped[date] = mapped_column(Date)  # local date
+    threshold: Mapped[int] = mapped_column(Integer)  # percent
+    usage: Mapped[int] = mapped_column(BigInteger)  # after the event that crossed
+    effective_limit: Mapped[int] = mapped_column(BigInteger)
+    reset_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Webhook(db.Model):
+    """Where alerts are sent: a URL, the secret deliveries are signed with, a body format."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(32), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(200))  # needed to sign: stored, never shown
+    format: Mapped[str] = mapped_column(String(8))  # "json" or "slack"
+    events: Mapped[str] = mapped_column(String(200))  # event types subscribed, comma-separated
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @property
+    def event_types(self) -> list[str]:
+        return [name for name in self.events.split(",") if name]
+
+
+class WebhookDelivery(db.Model):
+    """One event for one webhook: pending until sent with a 2xx answer, or failed.
+
+    A pending delivery is due at `next_attempt_at`. A deliverer claims it by
+    setting `claimed_until` (its lease) and moving `next_attempt_at` to the
+    same instant, so a delivery whose deliverer died is due again when the
+    lease ends. A test event has no alert and is never pending.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "webhook_id", name="uq_webhook_deliveries_alert_webhook"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at",
+              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    event_uuid: Mapped[str] = mapped_column(String(32))
+    event_type: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # pending, delivered, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryAttempt(db.Model):
+    """One try at sending a delivery: its HTTP status or error, and how long it took.
+
+    An attempt whose deliverer died before it learnt the outcome is recorded
+    when the delivery is claimed again, without a status or a duration.
+    """
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)

@@ -4,6 +4,7 @@ The database is a new SQLite file per test, or, when CHATQUOTA_TEST_DATABASE_URL
 is set, that PostgreSQL database emptied before each test (see databases.py).
 """
 
+import os
 import shutil
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,12 @@ from chatquota.extensions import db
 from chatquota.services import accounts, limits
 
 from .databases import TEST_DATABASE_URL, prepare_postgresql, scratch_schema, truncate_all
+
+# No webhook deliverer in the test process or in the servers tests start
+# (they inherit it), unless a test turns it on: one would start with the first
+# request to any app not in testing mode and keep polling databases the tests
+# delete. The alert tests turn it on (tests/test_alerts_live.py).
+os.environ["CHATQUOTA_WEBHOOK_DELIVERY"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from chatquota import clock, create_app
+from chatquota import clock, create_app, deliverer
 from chatquota.extensions import db
 from chatquota.periods import PERIODS
-from chatquota.services import accounts, groups, limits, metering, weights
+from chatquota.services import accounts, groups, limits, metering, webhooks, weights
 
-from .live import LiveServer
+from .live import LiveServer, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -186,6 +186,10 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
         weights.set_weights(db.session, None,
                             "meta-llama/Llama-3.1-405B-Instruct-Turbo-with-a-long-suffix",
                             Decimal("0.125"), Decimal("12.5"))
+        hook = webhooks.create_webhook(  # a long URL, and a failed test in its log
+            db.session, None, url=f"http://127.0.0.1:{free_port()}/services/T0123456/B0123456/"
+            + "x" * 48, secret="s" * 32, format="slack", events=["quota.threshold"]).uuid
+        deliverer.send_test(db.session, app.config, hook)
         db.engine.dispose()
     with LiveServer(url, workers=1) as server:
         page = browser.new_page(viewport=PHONE)
@@ -196,7 +200,7 @@ def test_pages_fit_a_phone(tmp_path, monkeypatch, browser):
         page.wait_for_url(server.url + "/admin/")
         for path in ("/admin/", f"/admin/users/{uuids['carol']}/", "/admin/audit/?page_size=50",
                      "/admin/defaults/", "/me/", "/admin/groups/", f"/admin/groups/{team.uuid}/",
-                     "/admin/model-weights/"):
+                     "/admin/model-weights/", "/admin/webhooks/", f"/admin/webhooks/{hook}/"):
             page.goto(server.url + path)
             widths[path] = page.evaluate("document.documentElement.scrollWidth")
         assert all(width <= PHONE["width"] for width in widths.values()), widths

@@ -158,7 +158,8 @@ def test_group_commands_fail_in_one_line_without_changing_anything(runner):
 def test_every_command_has_help(runner):
     for command in ("init-db", "create-user", "create-token", "set-default", "set-quota",
                     "usage", "ensure-admin", "create-group", "add-member", "remove-member",
-                    "set-group-quota", "set-group-default", "group-usage", "set-model-weight"):
+                    "set-group-quota", "set-group-default", "group-usage", "set-model-weight",
+                    "set-alert-thresholds", "add-webhook"):
         result = invoke(runner, command, "--help")
         assert result.exit_code == 0 and "Usage:" in result.stdout
 

@@ -7,12 +7,22 @@ import flask_migrate
 import pytest
 from sqlalchemy import select
 
-from chatquota import clock, create_app
+from chatquota import clock, create_app, deliverer
 from chatquota.extensions import db
 from chatquota.models import Reservation, UsageEvent, WebSession
-from chatquota.services import accounts, groups, limits, metering, reservations, weights
+from chatquota.services import (
+    accounts,
+    deliveries,
+    groups,
+    limits,
+    metering,
+    reservations,
+    webhooks,
+    weights,
+)
 
 from .databases import TEST_DATABASE_URL, scratch_schema
+from .live import free_port
 
 
 def make_app(url):
@@ -36,8 +46,12 @@ def source(tmp_path, fixed_clock):
         team = groups.create_group(s, staff, "physics", {"weekly_limit": 900})
         groups.add_member(s, staff, team.uuid, user.uuid)
         weights.set_weights(s, staff, "m", Decimal("0.5"), Decimal(3))
+        hook = webhooks.create_webhook(s, staff, url=f"http://127.0.0.1:{free_port()}/",
+                                       secret="s" * 16, format="json", events=["quota.threshold"])
         reservations.reserve(s.get_bind(), tz, user_uuid=user.uuid, tokens=5, ttl_seconds=600)
-        metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=40, idempotency_key="k1")
+        metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=420, idempotency_key="k1")
+        deliveries.take_due(s.get_bind(), clock.now(), 30, 8)  # the alert's delivery, claimed
+        deliverer.send_test(s, app.config, hook.uuid)  # a delivery with an attempt (refused)
         fixed_clock.instant -= timedelta(days=1)
         metering.consume(s.get_bind(), tz, user_uuid=user.uuid, tokens=2, model="m", enforce=False)
         hold = Reservation(uuid="a" * 32, user_id=user.id, tokens=9, state="committed",
@@ -104,9 +118,9 @@ def test_copy_reproduces_every_row_and_the_target_keeps_working(source, target_u
         after = metering.consume(s.get_bind(), target.config["TZ"], user_uuid=newcomer.uuid, tokens=5)
         assert after.event.id == 4
         ann = accounts.get_user_by_name(s, "ann").uuid
-        again = metering.consume(s.get_bind(), target.config["TZ"], user_uuid=ann, tokens=40,
+        again = metering.consume(s.get_bind(), target.config["TZ"], user_uuid=ann, tokens=420,
                                  idempotency_key="k1")
-        assert not again.created and again.event.tokens == 40
+        assert not again.created and again.event.tokens == 420
         db.session.remove()  # give its connection back before the pool goes
         db.engine.dispose()
 
@@ -116,7 +130,7 @@ def test_a_target_with_rows_is_refused_and_left_alone(source, target_url):
     before = dump(make_app(target_url))
     result = copy(source, target_url)
     assert result.exit_code == 1
-    assert result.stderr == "Error: Target database is not empty: table 'groups' has rows.\n"
+    assert result.stderr == "Error: Target database is not empty: table 'alerts' has rows.\n"
     assert dump(make_app(target_url)) == before
 
 

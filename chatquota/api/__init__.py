@@ -87,8 +87,9 @@ def register(api) -> None:
         model_weights,
         reservations,
         users,
+        webhooks,
     )
 
     for module in (chat_quota, metering, reservations, administration, history, users, groups,
-                   group_quotas, model_weights, health):
+                   group_quotas, model_weights, webhooks, health):
         api.register_blueprint(module.blp)

@@ -1,4 +1,4 @@
-"""Administration of limits: system defaults, every user's quota, the audit log."""
+"""Administration: system defaults, alert thresholds, every user's quota, the audit log."""
 
 from flask import current_app
 
@@ -9,9 +9,10 @@ from ..schemas.administration import (
     QuotaListQuerySchema,
     UserQuotaSchema,
 )
+from ..schemas.alerts import AlertThresholdsSchema
 from ..auth import READERS, current_user, require
 from ..extensions import db
-from ..services import accounts, audit, groups, limits
+from ..services import accounts, alerts, audit, groups, limits
 from ..services.overview import list_quotas
 from . import Blueprint
 
@@ -38,6 +39,24 @@ def put_defaults(args):
     """Change some system defaults; fields left out keep their value."""
     changes = {field.removesuffix("_limit"): value for field, value in args.items()}
     return _limits(limits.set_defaults(db.session, current_user(), changes))
+
+
+@blp.route("/alert-thresholds/", methods=["GET"])
+@require(*READERS)
+@blp.response(200, AlertThresholdsSchema)
+def get_alert_thresholds():
+    """Return the alert thresholds: percentages of each period's limit that send an alert."""
+    return {"thresholds": list(alerts.get_thresholds(db.session))}
+
+
+@blp.route("/alert-thresholds/", methods=["PUT"])
+@require("is_staff")
+@blp.arguments(AlertThresholdsSchema)
+@blp.response(200, AlertThresholdsSchema)
+def put_alert_thresholds(args):
+    """Replace the alert thresholds; `[]` turns alerts off."""
+    return {"thresholds": list(alerts.set_thresholds(db.session, current_user(),
+                                                     args["thresholds"]))}
 
 
 @blp.route("/quotas/", methods=["GET"])

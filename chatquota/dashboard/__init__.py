@@ -1,8 +1,9 @@
 """The web dashboard: server-rendered pages over the same services as the API.
 
 `/admin/` (staff and support) lists everyone's usage and edits limits, with
-pages for groups and model weights; `/me/` shows any signed-in user their
-own usage and their groups'. Sign-in is by pasting an API token.
+pages for groups and model weights; `/admin/webhooks/` (staff) manages alerts;
+`/me/` shows any signed-in user their own usage, their groups' and their
+alerts. Sign-in is by pasting an API token.
 """
 
 from itertools import chain
@@ -61,6 +62,6 @@ def _not_found(error: NotFound):
 
 def register(app) -> None:
     """Register the dashboard's pages on the app."""
-    from . import account, groups, pages, weights  # noqa: F401  (they add their routes to `bp`)
+    from . import account, groups, pages, webhooks, weights  # noqa: F401  (they add routes to `bp`)
 
     app.register_blueprint(bp)

@@ -3,7 +3,7 @@
 from flask import current_app, g, make_response, redirect, render_template, request, url_for
 
 from ..extensions import connection, db
-from ..services import history
+from ..services import alerts, history
 from ..services.errors import InvalidValue
 from ..services.usage import group_reports, quota_report
 from . import bp, present, websession
@@ -44,7 +44,7 @@ def sign_out():
 @bp.get("/me/")
 @websession.signed_in()
 def me():
-    """Show the signed-in user's own usage, limits and reset times, and their groups'."""
+    """Show the signed-in user's usage, limits, reset times, thresholds reached, and groups'."""
     tz = current_app.config["TZ"]
     report = quota_report(connection(), g.user, tz)
     groups = group_reports(connection(), g.user.id, tz, report.now)
@@ -53,4 +53,5 @@ def me():
         "dashboard/me.html", bars=present.bars(report), held=report.held,
         chart=present.chart(past), refusal=present.refusal_now(report, groups),
         groups=[(group, present.group_bars(group.report)) for group in groups],
+        notices=alerts.notices(report, alerts.get_thresholds(db.session)),
         models=history.usage_by_model(db.session, tz, g.user, 30))

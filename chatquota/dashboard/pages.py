@@ -31,7 +31,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 
 def paging() -> tuple[int, int]:
-    """Return the page number and page size a list page asks for."""
+    """Return the page number and page size asked for (defaults when malformed)."""
     size = _int_arg("page_size", PAGE_SIZE, 1, MAX_PAGE_SIZE)
     return _int_arg("page", 1, 1, 10**9), size
 

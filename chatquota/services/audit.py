@@ -23,7 +23,8 @@ class Actor(Protocol):
 
 ACTIONS = ("default.update", "quota.update", "user.create", "user.update",
            "token.create", "token.revoke", "group.create", "group.update", "group_quota.update",
-           "membership.create", "membership.delete", "model_weight.update")
+           "membership.create", "membership.delete", "model_weight.update", "thresholds.update",
+           "webhook.create", "webhook.update", "webhook.delete")
 
 
 def record(

@@ -41,6 +41,10 @@ class MembershipNotFound(NotFound):
     message = "This user is not a member of this group."
 
 
+class WebhookNotFound(NotFound):
+    message = "Webhook not found."
+
+
 class Forbidden(DomainError):
     message = "You do not have permission to perform this action."
 

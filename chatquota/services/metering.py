@@ -20,6 +20,7 @@ from .. import clock, metrics
 from ..dialect import Raw, adding_upsert, prepare
 from ..ids import time_ordered_uuid
 from ..models import GroupUsageDay, Membership, UsageDay, UsageEvent, User
+from . import alerts
 from .admission import admit
 from .errors import IdempotencyConflict, InvalidValue, QuotaExceeded, UserInactive, UserNotFound
 from .ledger import ledger_for
@@ -105,13 +106,14 @@ def event_by_id(raw: Raw, event_id: int) -> EventRecord | None:
 
 @dataclass(frozen=True)
 class Standing:
-    """A user's state inside the ledger's transaction: id, whether active, report, groups."""
+    """A user's state in the ledger's transaction: id, whether active, report, groups, thresholds."""
 
     user_id: int
     user_uuid: str
     is_active: bool
     report: QuotaReport
     groups: tuple[GroupReport, ...]
+    thresholds: tuple[int, ...]
 
 
 def read_standing(raw: Raw, user_uuid: str, tz: ZoneInfo) -> Standing:
@@ -126,8 +128,9 @@ def read_standing(raw: Raw, user_uuid: str, tz: ZoneInfo) -> Standing:
     row = raw.one(STANDING, params)
     if row is None:
         raise UserNotFound()
-    return Standing(row[0], user_uuid, bool(row[1]), report_from(row[5:], wins, row[2:5], tz, now),
-                    group_reports(raw, row[0], tz, now))
+    report = report_from(row[5:12], wins, row[2:5], tz, now)
+    return Standing(row[0], user_uuid, bool(row[1]), report, group_reports(raw, row[0], tz, now),
+                    alerts.unpack(row[12]))
 
 
 def replayed(raw: Raw, statement, user_id: int, key: str | None, fingerprint: str):
@@ -154,7 +157,9 @@ def record_event(raw: Raw, standing: Standing, tokens: int, charged: int, *, enf
     The charge counts for the user and for every group in the standing: the
     groups the user belongs to now. Usage in any period, of the user or of a
     group, stays within 2**53-1 (what JSON clients read exactly and what a
-    limit can be); an event that would pass it is refused.
+    limit can be); an event that would pass it is refused. An alert threshold
+    the charge crosses, of the user or of a group, writes its alert in the same
+    transaction (services/alerts.py); nothing crossed costs no statement.
     """
     report = standing.report
     subjects = [report, *(group.report for group in standing.groups)]
@@ -173,6 +178,12 @@ def record_event(raw: Raw, standing: Standing, tokens: int, charged: int, *, enf
     raw.execute(_ADD_TO_DAY, day)
     if standing.groups:
         raw.execute(_ADD_TO_GROUP_DAYS, day)
+    alerts.record_report_crossings(raw, alerts.Subject("user", standing.user_id,
+                                                       standing.user_uuid),
+                                   report, charged, standing.thresholds)
+    for group in standing.groups:
+        alerts.record_report_crossings(raw, alerts.Subject("group", group.id, group.uuid),
+                                       group.report, charged, standing.thresholds)
     return EventRecord(event_id, uuid, tokens, input_tokens, output_tokens, model, charged,
                        enforced, idempotency_key, report.now, standing.user_uuid)
 

@@ -26,6 +26,7 @@ from ..models import (
     User,
 )
 from ..periods import PERIODS, Window, format_instant, windows
+from .alerts import thresholds_column
 from .errors import GroupNotFound
 from .limits import GROUP, UNLIMITED, USER, default_key, effective_limit, remaining
 
@@ -123,10 +124,10 @@ LIMIT_COLUMNS = tuple(f"{period}_limit" for period in PERIODS)
 # Built once, run on every usage and check: one round trip, no ORM.
 _REPORT = prepare(select(*snapshot_columns(bindparam("user_id"))))
 # The same for the write path, which knows only a uuid: the user's id,
-# whether it is active and its limits come first.
+# whether it is active and its limits come first, the alert thresholds last.
 STANDING = prepare(
     select(_users.c.id, _users.c.is_active, *(_quotas.c[c] for c in LIMIT_COLUMNS),
-           *snapshot_columns(_users.c.id))
+           *snapshot_columns(_users.c.id), thresholds_column())
     .select_from(_users.join(_quotas, _quotas.c.user_id == _users.c.id))
     .where(_users.c.uuid == bindparam("uuid"))
 )
