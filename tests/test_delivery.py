@@ -10,7 +10,7 @@ from chatquota import clock, create_app, deliverer
 from chatquota.deliverer import Deliverer, lease_seconds
 from chatquota.dialect import Raw
 from chatquota.extensions import db
-from chatquota.services import deliveries, metering
+from chatquota.services import deliveries, groups, metering
 from chatquota.services.deliveries import LOST, Outcome
 
 from .receiver import Receiver
@@ -226,3 +226,23 @@ def test_the_thread_runs_only_outside_tests_and_once_per_process(database_url):
     for app in (testing, switched_off, serving):
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_group_crossing_its_threshold_is_alerted_and_named(app, client, staff, alice, bob,
+                                                            hook, receiver, rounds, fixed_clock):
+    fixed_clock.set(2026, 11, 30, 12)
+    with app.app_context():
+        team = groups.create_group(db.session, None, "physics", {"daily_limit": 200})
+        for member in (alice, bob):
+            groups.add_member(db.session, None, team.uuid, member.uuid)
+    json_hook, _slack = hook("/json"), hook("/slack", format="slack")
+    use(app, alice, 100)
+    use(app, bob, 70)  # the group at 170 of 200: past 80 %, the users unlimited
+    assert rounds.run_once() == 2
+    [sent], [text] = receiver.at("/json"), receiver.at("/slack")
+    event = sent.json()
+    assert (event["subject"], event["group_uuid"], event["threshold"], event["usage"],
+            event["limit"]) == ("group", team.uuid, 80, 170, 200)
+    assert "user_uuid" not in event
+    assert text.json()["text"].startswith("Group physics reached 80% of the daily limit")
+    assert log_of(client, staff, json_hook)[0]["event"] == event

@@ -18,11 +18,11 @@ while the retry window lasts; the event id lets it deduplicate.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, insert, literal, null, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, null, or_, select, update
 from sqlalchemy.engine import Engine
 
 from ..dialect import Raw, prepare, raw_write
-from ..models import Alert, DeliveryAttempt, User, Webhook, WebhookDelivery
+from ..models import Alert, DeliveryAttempt, Group, User, Webhook, WebhookDelivery
 from .events import THRESHOLD, Crossing, Event
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -30,8 +30,8 @@ DISPATCH_BATCH = 100  # new alerts fanned out per transaction
 LOST = "No outcome recorded: the worker sending it stopped, and its lease ran out."
 MAX_ERROR = 500  # characters of an error kept
 
-_d, _w, _a, _u = (WebhookDelivery.__table__, Webhook.__table__, Alert.__table__,
-                  User.__table__)
+_d, _w, _a, _u, _g = (WebhookDelivery.__table__, Webhook.__table__, Alert.__table__,
+                      User.__table__, Group.__table__)
 _attempts = DeliveryAttempt.__table__
 
 # One cheap read per poll: is anything new or due? (Both on partial indexes.)
@@ -55,11 +55,12 @@ _DISPATCHED = prepare(update(_a).where(_a.c.id == bindparam("alert_id"))
 _DUE = prepare(
     select(_d.c.id, _d.c.claimed_until, _d.c.attempts, _d.c.created_at, _d.c.event_uuid,
            _d.c.event_type, _w.c.url, _w.c.secret, _w.c.format, _a.c.subject, _a.c.subject_uuid,
-           _u.c.username, _a.c.period, _a.c.threshold, _a.c.usage, _a.c.effective_limit,
+           func.coalesce(_u.c.username, _g.c.name), _a.c.period, _a.c.threshold, _a.c.usage, _a.c.effective_limit,
            _a.c.reset_at, _a.c.created_at)
     .select_from(_d.join(_w, _w.c.id == _d.c.webhook_id)
                  .outerjoin(_a, _a.c.id == _d.c.alert_id)
-                 .outerjoin(_u, and_(_a.c.subject == "user", _u.c.id == _a.c.subject_id)))
+                 .outerjoin(_u, and_(_a.c.subject == "user", _u.c.id == _a.c.subject_id))
+                 .outerjoin(_g, and_(_a.c.subject == "group", _g.c.id == _a.c.subject_id)))
     .where(_d.c.state == PENDING, _d.c.next_attempt_at <= bindparam("now"))
     .order_by(_d.c.next_attempt_at).limit(bindparam("limit")).offset(0)
     .with_for_update(of=_d, skip_locked=True))

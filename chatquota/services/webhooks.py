@@ -11,12 +11,12 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import clock
 from ..dialect import write_transaction
-from ..models import Alert, DeliveryAttempt, User, Webhook, WebhookDelivery
+from ..models import Alert, DeliveryAttempt, Group, User, Webhook, WebhookDelivery
 from . import audit
 from .audit import Actor
 from .deliveries import DELIVERED, FAILED, PENDING, Outcome
@@ -163,9 +163,10 @@ class DeliveryRecord:
 def list_deliveries(session: Session, webhook: Webhook, tz: ZoneInfo, offset: int = 0,
                     limit: int = 10) -> Page:
     """Return one page of a webhook's deliveries, newest first, each with its attempts."""
-    stmt = (select(WebhookDelivery, Alert, User.username)
+    stmt = (select(WebhookDelivery, Alert, func.coalesce(User.username, Group.name))
             .outerjoin(Alert, Alert.id == WebhookDelivery.alert_id)
             .outerjoin(User, (Alert.subject == "user") & (User.id == Alert.subject_id))
+            .outerjoin(Group, (Alert.subject == "group") & (Group.id == Alert.subject_id))
             .where(WebhookDelivery.webhook_id == webhook.id)
             .order_by(WebhookDelivery.id.desc()))
     count = select(WebhookDelivery.id).where(WebhookDelivery.webhook_id == webhook.id)
