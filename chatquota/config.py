@@ -3,7 +3,7 @@
 Every environment variable the application reads is listed in ENVIRONMENT
 once, with its default. More are read elsewhere, before or outside the
 application: `CHATQUOTA_ADMIN_TOKEN` (the key `chatquota ensure-admin` gives the
-first staff user; cli.py) and `CHATQUOTA_BIND`, `CHATQUOTA_WORKERS`,
+first staff user; cli/accounts.py) and `CHATQUOTA_BIND`, `CHATQUOTA_WORKERS`,
 `CHATQUOTA_ACCESS_LOG`, `CHATQUOTA_FORWARDED_ALLOW_IPS` (gunicorn's settings;
 gunicorn.conf.py), and prometheus_client's `PROMETHEUS_MULTIPROC_DIR`
 (gunicorn.conf.py sets it; metrics.py). The README's configuration table

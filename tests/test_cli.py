@@ -207,4 +207,4 @@ def test_commands_import_what_they_need_when_they_need_it():
 
 
 def test_openapi_formats_are_the_documents_formats():
-    assert set(cli.openapi.params[0].type.choices) == set(docs.FORMATS)
+    assert set(cli.operations.openapi.params[0].type.choices) == set(docs.FORMATS)

@@ -156,7 +156,7 @@ def test_bad_limit_input_re_renders_and_changes_nothing(app, client, staff, alic
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert message in page and "Nothing was changed" in page
-    assert f'name="monthly_value" value="700"' in page  # the submitted values are kept
+    assert 'name="monthly_value" value="700"' in page  # the submitted values are kept
     assert quota_of(app, alice) == before and audit_count(app) == audited
 
 

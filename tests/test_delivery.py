@@ -235,7 +235,8 @@ def test_a_group_crossing_its_threshold_is_alerted_and_named(app, client, staff,
         team = groups.create_group(db.session, None, "physics", {"daily_limit": 200})
         for member in (alice, bob):
             groups.add_member(db.session, None, team.uuid, member.uuid)
-    json_hook, _slack = hook("/json"), hook("/slack", format="slack")
+    json_hook = hook("/json")
+    hook("/slack", format="slack")
     use(app, alice, 100)
     use(app, bob, 70)  # the group at 170 of 200: past 80 %, the users unlimited
     assert rounds.run_once() == 2
