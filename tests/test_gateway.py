@@ -71,7 +71,7 @@ def events(app):
     with app.app_context():
         return db.session.execute(select(
             UsageEvent.tokens, UsageEvent.input_tokens, UsageEvent.output_tokens,
-            UsageEvent.model, User.username).join(User)).all()
+            UsageEvent.model, User.username).join(User).order_by(UsageEvent.id)).all()
 
 
 def live_holds(app) -> int:
