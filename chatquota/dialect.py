@@ -17,6 +17,7 @@ connection (`Raw`), with values converted to what each backend stores.
 
 import fcntl
 import os
+import threading
 import weakref
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -193,8 +194,36 @@ def prepare(statement, postgresql_statement=None) -> Prepared:
     )
 
 
+class _Kept:
+    """A SQLite file connection one thread keeps checked out, and whether it is lent now."""
+
+    __slots__ = ("pooled", "pid", "lent")
+
+    def __init__(self, pooled, pid: int):
+        self.pooled, self.pid, self.lent = pooled, pid, False
+
+
+class _ThreadConnections(threading.local):
+    """Per thread, the SQLite connection it keeps for each engine (weakly: engines come and go)."""
+
+    def __init__(self):
+        self.by_engine: "weakref.WeakKeyDictionary[Engine, _Kept]" = weakref.WeakKeyDictionary()
+
+
+_THREAD_CONNECTIONS = _ThreadConnections()
+
+
+def _keeps_connections(engine: Engine) -> bool:
+    return engine in _WRITER_LOCKS  # a SQLite file (configure_engine)
+
+
 class Raw:
     """A DBAPI connection from the engine's pool, on which prepared statements run.
+
+    On a SQLite file, each thread keeps one connection checked out for good
+    and lends it to one Raw at a time (a nested Raw of the same thread takes
+    a pooled one): opening one is cheap, but the pool's checkout and return,
+    with their locking, cost as much as the statements of a quota check.
 
     On SQLite it is in autocommit mode (each statement is its own
     transaction) until `begin_write`; on PostgreSQL a transaction starts with
@@ -202,17 +231,32 @@ class Raw:
     back to the pool, a rollback.
     """
 
-    __slots__ = ("_pooled", "dbapi", "is_postgresql", "_driver_error", "_on_commit")
+    __slots__ = ("_pooled", "_kept", "dbapi", "is_postgresql", "_driver_error", "_on_commit")
 
     def __init__(self, engine: Engine):
         self._driver_error = engine.dialect.loaded_dbapi.Error
         self._on_commit = []
-        try:
-            self._pooled = engine.raw_connection()
-        except self._driver_error as error:  # e.g. opening a read-only database
-            raise DBAPIError.instance(None, None, error, self._driver_error) from error
+        self._kept = self._borrow(engine) if _keeps_connections(engine) else None
+        self._pooled = self._kept.pooled if self._kept else self._check_out(engine)
         self.dbapi = self._pooled.driver_connection
         self.is_postgresql = engine.dialect.name == "postgresql"
+
+    def _check_out(self, engine: Engine):
+        try:
+            return engine.raw_connection()
+        except self._driver_error as error:  # e.g. opening a read-only database
+            raise DBAPIError.instance(None, None, error, self._driver_error) from error
+
+    def _borrow(self, engine: Engine) -> "_Kept | None":
+        """Lend this thread's kept connection, making it first; None if it is lent already."""
+        kept = _THREAD_CONNECTIONS.by_engine.get(engine)
+        if kept is None or kept.pid != os.getpid():  # none yet, or the parent's (forked)
+            kept = _Kept(self._check_out(engine), os.getpid())
+            _THREAD_CONNECTIONS.by_engine[engine] = kept
+        if kept.lent:
+            return None
+        kept.lent = True
+        return kept
 
     def execute(self, statement: Prepared, params: dict | None = None):
         """Run a prepared statement; return the DBAPI cursor."""
@@ -277,8 +321,14 @@ class Raw:
             self.dbapi.execute("ROLLBACK")
 
     def close(self) -> None:
-        """Give the connection back to the pool (which rolls back anything open)."""
-        self._pooled.close()
+        """Give the connection back to its thread or the pool, rolling back anything open."""
+        if self._kept is None:
+            self._pooled.close()
+            return
+        try:
+            self.rollback()
+        finally:
+            self._kept.lent = False
 
     @classmethod
     @contextmanager

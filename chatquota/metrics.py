@@ -9,6 +9,7 @@ adds up every worker's (prometheus_client's multiprocess mode); without it
 
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -39,13 +40,26 @@ OWN_METRICS = (REQUESTS, LATENCY, ADMISSIONS, REFUSALS, LOCK_WAIT)
 
 def request_done(endpoint: str, method: str, status: int, seconds: float) -> None:
     """Count one answered HTTP request and how long it took."""
-    REQUESTS.labels(endpoint, method, str(status)).inc()
-    LATENCY.labels(endpoint, method).observe(seconds)
+    count, latency = _request_series(endpoint, method, status)
+    count.inc()
+    latency.observe(seconds)
+
+
+# Looking a labelled series up costs more than writing to it: each is looked
+# up once (Flask endpoints, methods and statuses are few).
+@lru_cache(maxsize=1024)
+def _request_series(endpoint: str, method: str, status: int):
+    return REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint, method)
 
 
 def admitted(operation: str) -> None:
     """Count one admitted request: `check`, `consume` or `reserve`."""
-    ADMISSIONS.labels(operation).inc()
+    _admissions(operation).inc()
+
+
+@lru_cache(maxsize=16)
+def _admissions(operation: str):
+    return ADMISSIONS.labels(operation)
 
 
 def refused(period: str) -> None:

@@ -7,7 +7,8 @@ user, one for all of a user's groups, run without the ORM.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, bindparam, cast, func, select
@@ -150,11 +151,18 @@ def window_params(raw: Raw | None, now: datetime,
     Values as `raw`'s backend stores them, or (`raw` None) as the ORM takes them.
     """
     wins = windows(now, tz)
-    instant, day = (_same, _same) if raw is None else (raw.instant, raw.day)
-    params = {"now": instant(now)}
-    for w in wins:
-        params[f"{w.period}_start"], params[f"{w.period}_end"] = day(w.start), day(w.end)
+    stored_as = "orm" if raw is None else "postgresql" if raw.is_postgresql else "sqlite"
+    params = dict(_window_binds(wins, stored_as))
+    params["now"] = now if raw is None else raw.instant(now)
     return wins, params
+
+
+@lru_cache(maxsize=16)
+def _window_binds(wins: tuple[Window, ...], stored_as: str) -> tuple[tuple[str, object], ...]:
+    # The windows change once a day: so do their binds.
+    day = date.isoformat if stored_as == "sqlite" else _same
+    return tuple((f"{w.period}_{edge}", day(getattr(w, edge)))
+                 for w in wins for edge in ("start", "end"))
 
 
 def _same(value):
