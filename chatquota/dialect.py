@@ -225,10 +225,10 @@ class Raw:
     a pooled one): opening one is cheap, but the pool's checkout and return,
     with their locking, cost as much as the statements of a quota check.
 
-    On SQLite it is in autocommit mode (each statement is its own
-    transaction) until `begin_write`; on PostgreSQL a transaction starts with
-    the first statement and ends with `commit` or, when the connection goes
-    back to the pool, a rollback.
+    It is in autocommit mode (each statement is its own transaction) until
+    `begin_write`; the write transaction ends with `commit` or, when the
+    connection goes back, a rollback. On PostgreSQL that spares every read
+    the ROLLBACK the pool would send when the connection goes back.
     """
 
     __slots__ = ("_pooled", "_kept", "dbapi", "is_postgresql", "_driver_error", "_on_commit")
@@ -240,6 +240,10 @@ class Raw:
         self._pooled = self._kept.pooled if self._kept else self._check_out(engine)
         self.dbapi = self._pooled.driver_connection
         self.is_postgresql = engine.dialect.name == "postgresql"
+        if self.is_postgresql:
+            # Reads outside `begin_write` need no transaction (READ COMMITTED
+            # gives every statement a fresh snapshot anyway): none to roll back.
+            self.dbapi.autocommit = True
 
     def _check_out(self, engine: Engine):
         try:
@@ -293,7 +297,9 @@ class Raw:
 
     def begin_write(self) -> None:
         """Start a write transaction (SQLite: take the database's write lock now)."""
-        if not self.is_postgresql:
+        if self.is_postgresql:
+            self.dbapi.autocommit = False  # the next statement begins it
+        else:
             self._run("BEGIN IMMEDIATE")
 
     def on_commit(self, callback) -> None:
@@ -323,6 +329,12 @@ class Raw:
     def close(self) -> None:
         """Give the connection back to its thread or the pool, rolling back anything open."""
         if self._kept is None:
+            if self.is_postgresql:
+                try:
+                    self.dbapi.rollback()
+                    self.dbapi.autocommit = False  # as the ORM's sessions expect it
+                except self._driver_error:
+                    pass  # a broken connection: the pool's reset discards it
             self._pooled.close()
             return
         try:
