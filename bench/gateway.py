@@ -296,6 +296,10 @@ def _ms(value: float) -> str:
     return f"{value:.1f}" if not math.isnan(value) else "-"
 
 
+def _p50_p99(values: list[float]) -> str:
+    return f"{_ms(percentile(values, 50))} / {_ms(percentile(values, 99))}"
+
+
 def _added(gateway: list[float], direct: list[float], p: float) -> str:
     return f"+{_ms(percentile(gateway, p) - percentile(direct, p))}".replace("+-", "-")
 
@@ -311,8 +315,7 @@ def latency_table(rows) -> list[str]:
         for what, attr in measures:
             d, g = getattr(direct, attr), getattr(gateway, attr)
             lines.append(
-                f"| {name}: {what} ({len(g)}) | {_ms(percentile(d, 50))} / {_ms(percentile(d, 99))} "
-                f"| {_ms(percentile(g, 50))} / {_ms(percentile(g, 99))} "
+                f"| {name}: {what} ({len(g)}) | {_p50_p99(d)} | {_p50_p99(g)} "
                 f"| {_added(g, d, 50)} / {_added(g, d, 99)} | {failed} |")
     return lines
 
@@ -322,16 +325,13 @@ def held_table(idle: tuple[Sample, Sample], levels: list[Held]) -> list[str]:
              "| first token p50 / p99 ms | usage p50 / p99 ms | check p50 / p99 ms |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
              f"| 0 (idle) | | | | {len(idle[0].failures) + len(idle[1].failures)} | | "
-             f"| {_ms(percentile(idle[0].times, 50))} / {_ms(percentile(idle[0].times, 99))} "
-             f"| {_ms(percentile(idle[1].times, 50))} / {_ms(percentile(idle[1].times, 99))} |"]
+             f"| {_p50_p99(idle[0].times)} | {_p50_p99(idle[1].times)} |"]
     for h in levels:
         failed = len(h.failures) + len(h.usage.failures) + len(h.check.failures)
         lines.append(
             f"| {h.asked} | {h.opened} | {h.completed} | {h.busy} | {failed} "
-            f"| {h.open_seconds:.1f} "
-            f"| {_ms(percentile(h.firsts, 50))} / {_ms(percentile(h.firsts, 99))} "
-            f"| {_ms(percentile(h.usage.times, 50))} / {_ms(percentile(h.usage.times, 99))} "
-            f"| {_ms(percentile(h.check.times, 50))} / {_ms(percentile(h.check.times, 99))} |")
+            f"| {h.open_seconds:.1f} | {_p50_p99(h.firsts)} "
+            f"| {_p50_p99(h.usage.times)} | {_p50_p99(h.check.times)} |")
     return lines
 
 
