@@ -37,11 +37,12 @@ HELD_MODEL = "held-tiny"  # served by the slow upstream (the upstreams file rout
 PROMPT = [{"role": "user", "content": "Say hello to the benchmark"}]
 REPLY_TOKENS = 16  # per latency call
 SEQUENTIAL = 200  # calls, one after another
-CONCURRENCY, CONCURRENT = 8, 400  # calls, 8 at a time
+CONCURRENCY, CONCURRENT = 8, 800  # calls, 8 at a time
 WARMUP = 40
 STREAM_TOKEN_SECONDS = 0.25  # the held streams' upstream: 4 tokens a second
 HELD_TOKENS = 120  # 30 s per held stream
 HELD_LEVELS = (256, 448)  # 448: 4 workers x (128 - 16 reserved) gateway threads
+BUSY_RETRIES = 10  # a stream refused `503 gateway_busy` tries again a second later
 PROBES = 100  # usage and check calls each, idle and with the streams open
 TIMEOUT = httpx.Timeout(60.0, connect=30.0)
 
@@ -220,7 +221,8 @@ class Held:
     asked: int
     opened: int = 0
     completed: int = 0
-    busy: int = 0  # 503 gateway_busy: the gateway's thread slots were all taken
+    busy: int = 0  # 503 gateway_busy answers (each retried after a second)
+    refused: int = 0  # streams still refused busy after BUSY_RETRIES retries
     open_seconds: float = 0.0
     held_through: bool = False  # every stream was still open when the probes ended
     usage: Sample = field(default_factory=Sample)
@@ -237,41 +239,52 @@ async def hold_streams(base: str, s: seed.Seeded, count: int) -> Held:
     url = base + "/v1/chat/completions"
     first_at: list[float] = []
 
-    async def one(client: httpx.AsyncClient):
+    async def attempt(client: httpx.AsyncClient, mine: dict) -> bool:
+        """One try at a stream; False when the gateway answered 503 gateway_busy."""
         started = time.perf_counter()
-        words, done, signalled = 0, False, False
+        words, done = 0, False
+        async with client.stream("POST", url, json=_body(True, HELD_TOKENS, HELD_MODEL),
+                                 headers=auth) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode(errors="replace")
+                if response.status_code == 503 and "gateway_busy" in text:
+                    held.busy += 1
+                    return False
+                held.failures.append(f"{response.status_code} {text[:120]}")
+                return True
+            async for line in response.aiter_lines():
+                if line == "data: [DONE]":
+                    done = True
+                elif '"content"' in line and "word" in line:
+                    words += 1
+                    if words == 1:
+                        now = time.perf_counter()
+                        held.firsts.append((now - started) * 1000)
+                        first_at.append(now)
+                        held.opened += 1
+                        mine["opened"] = True
+                        opened.put_nowait(True)
+                        await release.wait()  # hold it: stop reading, TCP buffers the rest
+        if done and words == HELD_TOKENS:
+            held.completed += 1
+        else:
+            held.failures.append(f"incomplete stream: {words} words, done={done}")
+        return True
+
+    async def one(client: httpx.AsyncClient):
+        """A stream, retried as the 503's Retry-After says (as OpenAI's SDKs do)."""
+        mine = {"opened": False}
         try:
-            body = _body(True, HELD_TOKENS, HELD_MODEL)
-            async with client.stream("POST", url, json=body, headers=auth) as response:
-                if response.status_code != 200:
-                    text = (await response.aread()).decode(errors="replace")
-                    if response.status_code == 503 and "gateway_busy" in text:
-                        held.busy += 1
-                    else:
-                        held.failures.append(f"{response.status_code} {text[:120]}")
+            for _ in range(BUSY_RETRIES + 1):
+                if await attempt(client, mine):
                     return
-                async for line in response.aiter_lines():
-                    if line == "data: [DONE]":
-                        done = True
-                    elif '"content"' in line and "word" in line:
-                        words += 1
-                        if not signalled:
-                            now = time.perf_counter()
-                            held.firsts.append((now - started) * 1000)
-                            first_at.append(now)
-                            held.opened += 1
-                            signalled = True
-                            opened.put_nowait(True)
-                            await release.wait()  # hold it: stop reading, TCP buffers the rest
-            if done and words == HELD_TOKENS:
-                held.completed += 1
-            else:
-                held.failures.append(f"incomplete stream: {words} words, done={done}")
+                await asyncio.sleep(1)
+            held.refused += 1
         except httpx.HTTPError as error:
             held.failures.append(repr(error))
         finally:
-            if not signalled:
-                opened.put_nowait(False)
+            if not mine["opened"]:
+                opened.put_nowait(False)  # never opened: do not wait for it
 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits) as client:
@@ -321,15 +334,16 @@ def latency_table(rows) -> list[str]:
 
 
 def held_table(idle: tuple[Sample, Sample], levels: list[Held]) -> list[str]:
-    lines = ["| streams asked | opened | completed | refused busy | failed | opening s "
+    lines = ["| streams asked | opened | completed | 503 busy (retried) | never admitted "
+             "| failed | opening s "
              "| first token p50 / p99 ms | usage p50 / p99 ms | check p50 / p99 ms |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-             f"| 0 (idle) | | | | {len(idle[0].failures) + len(idle[1].failures)} | | "
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+             f"| 0 (idle) | | | | | {len(idle[0].failures) + len(idle[1].failures)} | | "
              f"| {_p50_p99(idle[0].times)} | {_p50_p99(idle[1].times)} |"]
     for h in levels:
         failed = len(h.failures) + len(h.usage.failures) + len(h.check.failures)
         lines.append(
-            f"| {h.asked} | {h.opened} | {h.completed} | {h.busy} | {failed} "
+            f"| {h.asked} | {h.opened} | {h.completed} | {h.busy} | {h.refused} | {failed} "
             f"| {h.open_seconds:.1f} | {_p50_p99(h.firsts)} "
             f"| {_p50_p99(h.usage.times)} | {_p50_p99(h.check.times)} |")
     return lines
@@ -358,8 +372,11 @@ def render(rows, idle, levels: list[Held], workers: str) -> str:
         f"one has its first token (the client then stops reading, the rest waits in TCP "
         f"buffers) `GET {API}/usage/` and `POST {API}/check/` are called {PROBES} times each, "
         "one at a time, then every stream is read to its end and checked (all its words and "
-        "`[DONE]`). `refused busy` counts `503 gateway_busy` answers (every gateway thread "
-        "of the worker that accepted the call was taken).",
+        "`[DONE]`). `503 busy` counts `503 gateway_busy` answers (every gateway thread of "
+        "the worker that accepted the connection was taken; workers accept unevenly), each "
+        f"retried a second later as the reply's `Retry-After` says, up to {BUSY_RETRIES} "
+        "times; `never admitted` is a stream still refused after that. First token: from "
+        "sending the attempt that was admitted.",
         "",
         *held_table(idle, levels),
         "",
