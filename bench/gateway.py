@@ -13,7 +13,6 @@ Alone: `python -m bench.gateway` (or `make bench-gateway`) prints the section.
 """
 
 import asyncio
-import json
 import math
 import os
 import re
