@@ -43,8 +43,9 @@ def engine_options(url: str, config: dict) -> dict:
         options = {"connect_args": {"timeout": config["SQLITE_BUSY_TIMEOUT_MS"] / 1000,
                                     "check_same_thread": False}}
         if make_url(url).database not in (None, "", ":memory:"):
-            # Connections to a file are cheap: keep one for each thread that may need one.
-            options.update(pool_size=config["THREADS"], max_overflow=config["THREADS"])
+            # Connections to a file are cheap: one for each thread that may need
+            # one, besides the one each thread keeps (see Raw).
+            options.update(pool_size=config["THREADS"], max_overflow=2 * config["THREADS"])
         return options
     return {
         "pool_size": config["DB_POOL_SIZE"],
