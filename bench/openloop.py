@@ -23,6 +23,7 @@ MAX_CONNECTIONS = 256
 TIMEOUT_S = 10.0
 # gunicorn closes a keep-alive connection idle for 2 s (its default); drop ours sooner.
 IDLE_S = 1.0
+SECONDS, WARMUP_S = 5.0, 1.0
 
 
 class StatusError(Exception):
@@ -182,7 +183,7 @@ async def _series(base: str, headers: dict, name: str, call: Call, rates: list[i
 
 
 def series(base: str, key: str, name: str, call: Call, rates: list[int],
-           seconds: float = 5.0, warmup: float = 1.0) -> list[Outcome]:
+           seconds: float = SECONDS, warmup: float = WARMUP_S) -> list[Outcome]:
     """Warm up at the first rate (discarded), then run `call` at each rate in turn."""
     headers = {"Authorization": f"Token {key}"}
     return asyncio.run(_series(base, headers, name, call, rates, seconds, warmup))

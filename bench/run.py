@@ -121,15 +121,19 @@ def measure(work: Path, dbs: databases.Databases) -> tuple[dict, list]:
     return series, loops
 
 
-def render(series: dict, loops: list, dbs: databases.Databases, load_start: str) -> tuple[str, str]:
-    """Return the whole results (Markdown) and the headline the README quotes."""
+def _rows(series: dict) -> list[tuple[str, str, rounds.Series]]:
     rows = [("-", "baseline (bare Flask)", series["baseline"])]
     for backend, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
         rows += [(label, key.split("/")[1], s) for key, s in series.items()
                  if key.startswith(f"{backend}/")]
         if backend == "sqlite":
             rows.append(("SQLite", "consume, synchronous=NORMAL", series["normal/consume"]))
-    head = [
+    return rows
+
+
+def headline(series: dict, load_start: str) -> list[str]:
+    """The machine, the settings and the throughput table (what the README quotes)."""
+    return [
         f"Measured {report.stamp()} on {report.machine()}. Load average at the start: "
         f"{load_start}; at the end: {report.load_average()}.",
         "",
@@ -145,47 +149,38 @@ def render(series: dict, loops: list, dbs: databases.Databases, load_start: str)
         "says otherwise. The baseline is a bare Flask app with one trivial JSON route "
         "(`bench/baseline.py`).",
         "",
-        *report.throughput_table(rows),
+        *report.throughput_table(_rows(series)),
     ]
-    rest = [
-        "",
-        "### Open loop (fixed arrival rate)",
-        "",
+
+
+def details(series: dict, loops: list, dbs: databases.Databases) -> list[str]:
+    """The open loop, history size and storage tables, and the notes."""
+    notes = [*dbs.notes, "`consume, synchronous=NORMAL` is a comparison only: the default "
+             "stays FULL (an fsync per commit); NORMAL in WAL mode can lose the last commits "
+             "on power loss, never corrupt the database."]
+    return [
+        "", "### Open loop (fixed arrival rate)", "",
         f"`bench/openloop.py` sends each call at a fixed rate ({', '.join(map(str, RATES))}/s, "
-        "5 s each after a 1 s warm-up; reserve+commit: pairs/s, a reserve POST then a commit "
-        "POST) over keep-alive connections, opening more when all are busy; latency runs from "
-        "each call's scheduled send time to its last response, so queueing counts "
-        "(no coordinated omission). Achieved: completed calls per second, draining included. "
-        f"Errors: non-2xx, timeouts ({openloop.TIMEOUT_S:g} s), connection errors.",
-        "",
-        *report.open_loop_table(loops),
-        "",
-        "### History size",
-        "",
+        f"{openloop.SECONDS:g} s each after a {openloop.WARMUP_S:g} s warm-up; reserve+commit: "
+        "pairs/s, a reserve POST then a commit POST) over keep-alive connections, opening "
+        "more when all are busy; latency runs from each call's scheduled send time to its "
+        "last response, so queueing counts (no coordinated omission). Achieved: completed "
+        "calls per second, draining included. Errors: non-2xx, timeouts "
+        f"({openloop.TIMEOUT_S:g} s), connection errors.",
+        "", *report.open_loop_table(loops),
+        "", "### History size", "",
         f"`usage` and `consume` of crowd user `{CROWD_MEASURED}` on two SQLite databases "
         f"with the same accounts and a crowd of {databases.CROWD:,} users: 1,000 stored events "
         "(10 crowd users x 100 days) against 10,000,000 (10,000 users x 100 days); same "
         "rounds as above, slowdown = median over rounds of 1k req/s / 10M req/s.",
-        "",
-        *report.history_table([(name, series[f"small/{name}"], series[f"big/{name}"])
-                               for name in ("usage", "consume")]),
-        "",
-        "### Storage",
-        "",
+        "", *report.history_table([(name, series[f"small/{name}"], series[f"big/{name}"])
+                                   for name in ("usage", "consume")]),
+        "", "### Storage", "",
         "The 10M-event SQLite database as seeded, from SQLite's `dbstat` table: bytes per "
         "stored event for the events table and each of its indexes. PostgreSQL: not measured.",
-        "",
-        *report.storage_table(dbs.storage),
+        "", *report.storage_table(dbs.storage),
+        "", *[f"- {note}" for note in notes],
     ]
-    notes = [*dbs.notes, "`consume, synchronous=NORMAL` is a comparison only: the default "
-             "stays FULL (an fsync per commit); NORMAL in WAL mode can lose the last commits "
-             "on power loss, never corrupt the database."]
-    rest += ["", *[f"- {note}" for note in notes]]
-    full = "\n".join(head + rest) + "\n"
-    headline = "\n".join(head + ["", "Open-loop latencies, history size and storage: "
-                                  "[bench/results.md](bench/results.md), also in "
-                                  "[docs/benchmarks.md](docs/benchmarks.md)."]) + "\n"
-    return full, headline
 
 
 def errors_of(series: dict, loops: list) -> int:
@@ -207,8 +202,12 @@ def run(work: Path) -> tuple[str, str, int]:
         print(f"{section.__module__} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
         extra.append(markdown)
         errors += failed
-    full, headline = render(series, loops, dbs, load_start)
-    return "\n".join([full, *extra]), headline, errors
+    head = headline(series, load_start)
+    full = "\n".join(head + details(series, loops, dbs)) + "\n"
+    short = "\n".join(head + ["", "Open-loop latencies, history size and storage: "
+                                  "[bench/results.md](bench/results.md), also in "
+                                  "[docs/benchmarks.md](docs/benchmarks.md)."]) + "\n"
+    return "\n".join([full, *extra]), short, errors
 
 
 def main() -> int:
