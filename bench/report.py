@@ -61,7 +61,8 @@ def throughput_table(rows: list[tuple[str, str, Series]]) -> list[str]:
 
 def _open_loop_target(outcome: Outcome) -> str:
     if outcome.rate == OPEN_LOOP_P99_RATE:
-        return verdict(outcome.percentile(99) <= OPEN_LOOP_P99_MS, f"p99 <= {OPEN_LOOP_P99_MS:g} ms")
+        return verdict(outcome.percentile(99) <= OPEN_LOOP_P99_MS,
+                       f"p99 <= {OPEN_LOOP_P99_MS:g} ms")
     if outcome.rate == OPEN_LOOP_CLEAN_RATE:
         return verdict(outcome.error_count == 0, "no errors")
     return ""
