@@ -8,8 +8,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 THREADS = 2
 CONNECTIONS = 8
-DURATION_S = 10
-WARMUP_S = 2
+DURATION_S = 5
+WARMUP_S = 1
 
 
 @dataclass(frozen=True)

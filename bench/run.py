@@ -1,8 +1,12 @@
-"""`make bench`: seed, serve with gunicorn, load with wrk, report.
+"""`make bench`: seed, serve with the production gunicorn settings, load, report.
 
-Every server runs with the same gunicorn settings (bench/gunicorn.conf.py) on
-a free loopback port; the databases live in a temporary directory that is
-removed at the end (set BENCH_KEEP=1 to keep it).
+Every server, the bare-Flask baseline's included, runs the project's
+gunicorn.conf.py on a free loopback port (bench/gunicorn.conf.py) and stays
+up for the whole run; wrk loads them in interleaved rounds (bench/rounds.py),
+then an open-loop client sends check, consume and reserve+commit at fixed
+rates (bench/openloop.py). The databases live in a temporary directory that is
+removed at the end (BENCH_KEEP=1 keeps it); the 10M-event one is cached in
+.bench-cache/ (bench/databases.py).
 """
 
 import json
@@ -11,107 +15,218 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
-from . import report, seed
-from .load import Result, measure
-from .server import WORKERS, gunicorn
+from . import databases, openloop, report, rounds
+from .load import CONNECTIONS, DURATION_S, THREADS, WARMUP_S
+from .rounds import Spec
+from .seed import CROWD_MEASURED, Seeded
+from .server import BASELINE_APP, WORKER_CLASS, WORKERS, gunicorn
+from .server import THREADS as SERVER_THREADS
 
 API = "/api/chat-quota"
+RATES = [100, 300, 500]
+BASELINE = Spec("baseline", "baseline", "/", "get.lua")
+
+# Other sections of the report, each `section(work) -> (Markdown, errors)`, run
+# after the measurements above with no server of theirs left up; add them here.
+SECTIONS: list[Callable[[Path], tuple[str, int]]] = []
 
 
-def app_env(db_path: Path, **extra: str) -> dict:
-    """Return the environment of a chatquota server on `db_path`."""
-    return {"CHATQUOTA_DATABASE_URL": f"sqlite:///{db_path}", "CHATQUOTA_SECRET_KEY": "bench",
+def app_env(url: str, **extra: str) -> dict:
+    """Return the environment of a chatquota server on the database at `url`."""
+    return {"CHATQUOTA_DATABASE_URL": url, "CHATQUOTA_SECRET_KEY": "bench",
             "CHATQUOTA_TIMEZONE": "UTC", **extra}
 
 
-def _post(s: seed.Seeded, user: str, **body) -> tuple[str, str]:
+def _sqlite(path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _post(s: Seeded, user: str, **body) -> tuple[str, str]:
     return s.key("service"), json.dumps({"user_uuid": s.uuid(user), **body})
 
 
-def endpoint_runs(base: str, s: seed.Seeded, notes: list[str]) -> list[tuple[Result, str]]:
-    """Load usage, check, consume and reserve+commit on one server."""
-    runs = [
-        (measure("usage", f"{base}{API}/usage/", "get.lua", s.key("reader")), "usage"),
-        (measure("check", f"{base}{API}/check/", "post.lua", *_post(s, "reader", tokens=100)),
-         "check"),
-        (measure("consume", f"{base}{API}/consume/", "post.lua",
-                 *_post(s, "spender", tokens=100)), "consume"),
+def endpoint_specs(backend: str, s: Seeded) -> list[Spec]:
+    """usage (reader's own), check (for reader), consume and reserve+commit (for spender)."""
+    return [
+        Spec(f"{backend}/usage", backend, f"{API}/usage/", "get.lua", (s.key("reader"),)),
+        Spec(f"{backend}/check", backend, f"{API}/check/", "post.lua",
+             _post(s, "reader", tokens=100)),
+        Spec(f"{backend}/consume", backend, f"{API}/consume/", "post.lua",
+             _post(s, "spender", tokens=100)),
+        Spec(f"{backend}/reserve+commit", backend, f"{API}/reservations/", "reserve_commit.lua",
+             (s.key("service"), s.uuid("spender")), pairs=True),
     ]
-    if s.has_reservations:
-        pair = measure("reserve+commit (requests)", f"{base}{API}/reservations/",
-                       "reserve_commit.lua", s.key("service"), s.uuid("spender"))
-        runs.append((pair, "reserve"))
-        notes.append(f"reserve+commit: each pair is two requests; {pair.rps / 2:,.0f} pairs/s.")
-    else:
-        notes.append("reserve+commit: skipped, this build has no "
-                     f"`POST {API}/reservations/` route yet.")
-    return runs
 
 
-def history_runs(base: str, s: seed.Seeded, label: str) -> tuple[Result, Result]:
-    """Load usage and consume for the user with the long history."""
-    usage = measure(f"usage, {label}", f"{base}{API}/usage/", "get.lua", s.key("history"))
-    consume = measure(f"consume, {label}", f"{base}{API}/consume/", "post.lua",
-                      *_post(s, "history", tokens=100))
-    return usage, consume
+def history_specs(label: str, server: str, s: Seeded) -> list[Spec]:
+    """usage and consume of the measured crowd user."""
+    return [
+        Spec(f"{label}/usage", server, f"{API}/usage/", "get.lua", (s.key(CROWD_MEASURED),)),
+        Spec(f"{label}/consume", server, f"{API}/consume/", "post.lua",
+             _post(s, CROWD_MEASURED, tokens=100)),
+    ]
 
 
-def seed_databases(work: Path) -> tuple[seed.Seeded, Path]:
-    """Seed the main database (1k-event history) and a copy with 10M events."""
-    started = time.monotonic()
-    s = seed.seed_accounts(str(work / "main.sqlite3"))
-    big = work / "big.sqlite3"
-    seed.copy_database(s.path, str(big))
-    seed.add_history(s.path, s.uuid("history"), 1_000)
-    seed.add_history(str(big), s.uuid("history"), 10_000_000)
-    events, _total = seed.history_total(str(big), s.uuid("history"))
-    print(f"seeded in {time.monotonic() - started:.0f}s ({events:,} events)", file=sys.stderr)
-    return s, big
+def open_loop(base: str, s: Seeded) -> list[openloop.Outcome]:
+    """check, consume and reserve+commit pairs at each fixed rate."""
+    calls = [
+        ("check", openloop.post(f"{API}/check/", {"user_uuid": s.uuid("reader"), "tokens": 100})),
+        ("consume", openloop.post(f"{API}/consume/",
+                                  {"user_uuid": s.uuid("spender"), "tokens": 100})),
+        ("reserve+commit", openloop.reserve_commit(f"{API}/reservations/", s.uuid("spender"))),
+    ]
+    outcomes = []
+    for name, call in calls:
+        print(f"open loop: {name} at {RATES} /s", file=sys.stderr, flush=True)
+        outcomes += openloop.series(base, s.key("service"), name, call, RATES)
+    return outcomes
 
 
-def run(work: Path) -> tuple[str, int]:
-    """Run every measurement; return the Markdown and the number of errors."""
-    s, big = seed_databases(work)
-    main, notes = Path(s.path), []
-    with gunicorn("bench.baseline:app", "/", work) as base:
-        baseline = measure("baseline (bare Flask)", base + "/", "get.lua")
-    with gunicorn("wsgi:app", "/health/", work, app_env(main)) as base:
-        runs = endpoint_runs(base, s, notes)
-        small = history_runs(base, s, "1k events")
-    with gunicorn("wsgi:app", "/health/", work, app_env(big)) as base:
-        large = history_runs(base, s, "10M events")
-    normal = app_env(main, CHATQUOTA_SQLITE_SYNCHRONOUS="NORMAL")
-    with gunicorn("wsgi:app", "/health/", work, normal) as base:
-        runs.append((measure("consume, synchronous=NORMAL", f"{base}{API}/consume/",
-                             "post.lua", *_post(s, "spender", tokens=100)), "normal"))
-    notes.append("`consume, synchronous=NORMAL` is for comparison only: the default stays "
-                 "FULL (an fsync per commit); NORMAL in WAL mode can lose the last commits "
-                 "on power loss, never corrupt the database.")
-    pairs = [("usage", small[0], large[0]), ("consume", small[1], large[1])]
-    everything = [baseline, *(r for r, _ in runs), *small, *large]
-    errors = sum(r.error_count for r in everything)
-    return report.render(baseline, runs, pairs, notes, WORKERS), errors
+def _servers(stack: ExitStack, work: Path, dbs: databases.Databases) -> dict[str, str]:
+    small = app_env(_sqlite(dbs.small.path))
+    envs = {
+        "baseline": (BASELINE_APP, "/", small),
+        "sqlite": ("wsgi:app", "/health/", small),
+        "normal": ("wsgi:app", "/health/", app_env(_sqlite(dbs.normal),
+                                                   CHATQUOTA_SQLITE_SYNCHRONOUS="NORMAL")),
+        "big": ("wsgi:app", "/health/", app_env(_sqlite(dbs.big.path))),
+    }
+    if dbs.postgres:
+        envs["postgresql"] = ("wsgi:app", "/health/", app_env(databases.PG_URL))
+    return {name: stack.enter_context(gunicorn(app, ready, work, env))
+            for name, (app, ready, env) in envs.items()}
+
+
+def measure(work: Path, dbs: databases.Databases) -> tuple[dict, list]:
+    """Run the wrk rounds and the open-loop series with every server up."""
+    specs = [*endpoint_specs("sqlite", dbs.small),
+             Spec("normal/consume", "normal", f"{API}/consume/", "post.lua",
+                  _post(dbs.small, "spender", tokens=100)),
+             *history_specs("small", "sqlite", dbs.small),
+             *history_specs("big", "big", dbs.big)]
+    if dbs.postgres:
+        specs += endpoint_specs("postgresql", dbs.postgres)
+    with ExitStack() as stack:
+        servers = _servers(stack, work, dbs)
+        started = time.monotonic()
+        series = rounds.run(BASELINE, specs, servers)
+        print(f"rounds took {time.monotonic() - started:.0f}s", file=sys.stderr)
+        loops = [("SQLite", o) for o in open_loop(servers["sqlite"], dbs.small)]
+        if dbs.postgres:
+            loops += [("PostgreSQL", o) for o in open_loop(servers["postgresql"], dbs.postgres)]
+    return series, loops
+
+
+def _rows(series: dict) -> list[tuple[str, str, rounds.Series]]:
+    rows = [("-", "baseline (bare Flask)", series["baseline"])]
+    for backend, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        rows += [(label, key.split("/")[1], s) for key, s in series.items()
+                 if key.startswith(f"{backend}/")]
+        if backend == "sqlite":
+            rows.append(("SQLite", "consume, synchronous=NORMAL", series["normal/consume"]))
+    return rows
+
+
+def headline(series: dict, load_start: str) -> list[str]:
+    """The machine, the settings and the throughput table (what the README quotes)."""
+    return [
+        f"Measured {report.stamp()} on {report.machine()}. Load average at the start: "
+        f"{load_start}; at the end: {report.load_average()}.",
+        "",
+        f"Every server, the baseline's too, runs the project's `gunicorn.conf.py` "
+        f"({WORKERS} {WORKER_CLASS} workers x {SERVER_THREADS} threads, its start-up hooks) on "
+        f"127.0.0.1, started once and kept up. wrk: {THREADS} threads, {CONNECTIONS} "
+        f"connections, {DURATION_S} s per run after a {WARMUP_S} s warm-up, in {rounds.ROUNDS} "
+        "interleaved rounds (the baseline, then every run). Figures: the median over rounds, "
+        "the min-max over rounds, the median p50/p99; *vs baseline* is the median of each "
+        "round's ratio to that round's baseline requests/s. reserve+commit is counted in "
+        "pairs/s (two requests each; its latencies are per request) against the baseline's "
+        "requests/s. SQLite in WAL mode with the default `synchronous=FULL` unless a row "
+        "says otherwise. The baseline is a bare Flask app with one trivial JSON route "
+        "(`bench/baseline.py`).",
+        "",
+        *report.throughput_table(_rows(series)),
+    ]
+
+
+def details(series: dict, loops: list, dbs: databases.Databases) -> list[str]:
+    """The open loop, history size and storage tables, and the notes."""
+    notes = [*dbs.notes, "`consume, synchronous=NORMAL` is a comparison only: the default "
+             "stays FULL (an fsync per commit); NORMAL in WAL mode can lose the last commits "
+             "on power loss, never corrupt the database."]
+    return [
+        "", "### Open loop (fixed arrival rate)", "",
+        f"`bench/openloop.py` sends each call at a fixed rate ({', '.join(map(str, RATES))}/s, "
+        f"{openloop.SECONDS:g} s each after a {openloop.WARMUP_S:g} s warm-up; reserve+commit: "
+        "pairs/s, a reserve POST then a commit POST) over keep-alive connections, opening "
+        "more when all are busy; latency runs from each call's scheduled send time to its "
+        "last response, so queueing counts (no coordinated omission). Achieved: completed "
+        "calls per second, draining included. Errors: non-2xx, timeouts "
+        f"({openloop.TIMEOUT_S:g} s), connection errors.",
+        "", *report.open_loop_table(loops),
+        "", "### History size", "",
+        f"`usage` and `consume` of crowd user `{CROWD_MEASURED}` on two SQLite databases "
+        f"with the same accounts and a crowd of {databases.CROWD:,} users: 1,000 stored events "
+        "(10 crowd users x 100 days) against 10,000,000 (10,000 users x 100 days); same "
+        "rounds as above, slowdown = median over rounds of 1k req/s / 10M req/s.",
+        "", *report.history_table([(name, series[f"small/{name}"], series[f"big/{name}"])
+                                   for name in ("usage", "consume")]),
+        "", "### Storage", "",
+        "The 10M-event SQLite database as seeded, from SQLite's `dbstat` table: bytes per "
+        "stored event for the events table and each of its indexes. PostgreSQL: not measured.",
+        "", *report.storage_table(dbs.storage),
+        "", *[f"- {note}" for note in notes],
+    ]
+
+
+def errors_of(series: dict, loops: list) -> int:
+    """Every failed request: wrk's errors and the open loop's."""
+    return sum(s.errors for s in series.values()) + sum(o.error_count for _b, o in loops)
+
+
+def run(work: Path) -> tuple[str, str, int]:
+    """Seed, measure, append the other sections; return (full, headline, errors)."""
+    load_start, started = report.load_average(), time.monotonic()
+    dbs = databases.prepare(work)
+    print(f"databases ready in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    series, loops = measure(work, dbs)
+    print(f"measured in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    errors = errors_of(series, loops)
+    extra = []
+    for section in SECTIONS:
+        markdown, failed = section(work)
+        print(f"{section.__module__} done at {time.monotonic() - started:.0f}s", file=sys.stderr)
+        extra.append(markdown)
+        errors += failed
+    head = headline(series, load_start)
+    full = "\n".join(head + details(series, loops, dbs)) + "\n"
+    short = "\n".join(head + ["", "Open-loop latencies, history size and storage: "
+                                  "[bench/results.md](bench/results.md), also in "
+                                  "[docs/benchmarks.md](docs/benchmarks.md)."]) + "\n"
+    return "\n".join([full, *extra]), short, errors
 
 
 def main() -> int:
-    """Run the benchmark, print the table, and write it where it belongs."""
+    """Run the benchmark, print the results, and write them where they belong."""
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="chatquota-bench-"))
     try:
-        markdown, errors = run(work)
+        full, headline, errors = run(work)
     finally:
         if os.environ.get("BENCH_KEEP"):
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(markdown)
-    for path in report.publish(markdown):
+    print(full)
+    for path in report.publish(full, headline):
         print(f"wrote {path}", file=sys.stderr)
     print(f"bench took {time.monotonic() - started:.0f}s", file=sys.stderr)
     if errors:
-        print(f"{errors} requests failed: see the errors column", file=sys.stderr)
+        print(f"{errors} requests failed: see the errors columns", file=sys.stderr)
     return 1 if errors else 0
 
 

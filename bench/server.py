@@ -1,6 +1,7 @@
-"""Start and stop gunicorn on a free loopback port with the benchmark settings."""
+"""Start and stop gunicorn on a free loopback port with the production settings."""
 
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -13,9 +14,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "gunicorn.conf.py"
+BASELINE_APP = "bench.baseline:app"
 READY_TIMEOUT = 60
-# Chosen once for every run: 2 CPUs, sync workers, two per CPU.
-WORKERS = 4
+# What the project's gunicorn.conf.py chooses (CHATQUOTA_WORKERS, CHATQUOTA_THREADS).
+_PRODUCTION = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+WORKERS, THREADS, WORKER_CLASS = (_PRODUCTION["workers"], _PRODUCTION["threads"],
+                                  _PRODUCTION["worker_class"])
 
 
 def free_port() -> int:
@@ -46,11 +50,13 @@ def gunicorn(app: str, ready_path: str, workdir: Path, env: dict | None = None):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(workdir / f"gunicorn-{port}.log", "w")
+    extra = {"BENCH_BIND": f"127.0.0.1:{port}"}
+    if app == BASELINE_APP:
+        extra["BENCH_BASELINE"] = "1"
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), app],
         cwd=ROOT,
-        env={**os.environ, **(env or {}), "BENCH_BIND": f"127.0.0.1:{port}",
-             "BENCH_WORKERS": str(WORKERS)},
+        env={**os.environ, **(env or {}), **extra},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
