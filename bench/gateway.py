@@ -15,7 +15,6 @@ Alone: `python -m bench.gateway` (or `make bench-gateway`) prints the section.
 import asyncio
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from . import seed
-from .server import gunicorn
+from .server import THREADS, WORKER_CLASS, WORKERS, gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/chat-quota"
@@ -401,18 +400,6 @@ def app_env(db_path: Path, direct: str, slow: str, work: Path) -> dict:
             "CHATQUOTA_UPSTREAMS_FILE": str(upstreams)}
 
 
-def _workers(work: Path) -> str:
-    """Describe the gunicorn chatquota ran under, from its log where it says."""
-    log = "\n".join(p.read_text(errors="replace") for p in work.glob("gunicorn-*.log"))
-    kind = re.search(r"Using worker: (\w+)", log)
-    workers = len(set(re.findall(r"Booting worker with pid: (\d+)", log)))
-    if not kind or not workers:
-        return "gunicorn as `bench/server.py` starts it, on 127.0.0.1"
-    threads = f" x {os.environ.get('CHATQUOTA_THREADS', '128')} threads" \
-        if kind.group(1) == "gthread" else ""
-    return f"gunicorn, {workers} {kind.group(1)} workers{threads}, on 127.0.0.1"
-
-
 def section(work: Path) -> tuple[str, int]:
     """Measure the gateway; return the Markdown section and the number of failed requests."""
     db_path = work / "gateway.sqlite3"
@@ -426,11 +413,11 @@ def section(work: Path) -> tuple[str, int]:
             levels.append(asyncio.run(hold_streams(base, s, count)))
             print(f"gateway: {count} streams held, {levels[-1].completed} completed",
                   file=sys.stderr)
-        workers = _workers(work)
     failed = sum(len(d.failures) + len(g.failures) for _n, d, g in rows)
     failed += len(idle[0].failures) + len(idle[1].failures)
     failed += sum(len(h.failures) + len(h.usage.failures) + len(h.check.failures)
                   for h in levels)
+    workers = f"gunicorn, {WORKERS} {WORKER_CLASS} workers x {THREADS} threads, on 127.0.0.1"
     return render(rows, idle, levels, workers), failed
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import databases, openloop, report, rounds
+from . import databases, gateway, openloop, report, rounds
 from .load import CONNECTIONS, DURATION_S, THREADS, WARMUP_S
 from .rounds import Spec
 from .seed import CROWD_MEASURED, Seeded
@@ -32,7 +32,7 @@ BASELINE = Spec("baseline", "baseline", "/", "get.lua")
 
 # Other sections of the report, each `section(work) -> (Markdown, errors)`, run
 # after the measurements above with no server of theirs left up; add them here.
-SECTIONS: list[Callable[[Path], tuple[str, int]]] = []
+SECTIONS: list[Callable[[Path], tuple[str, int]]] = [gateway.section]
 
 
 def app_env(url: str, **extra: str) -> dict:
