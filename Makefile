@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/chatquota_test
 # `make test-llm`: the gateway against a real llama.cpp server, from a venv of its own.
 LLM_VENV ?= .venv-llm
 
-.PHONY: run test test-pg test-llm bench venv dev-venv llm-venv clean
+.PHONY: run test test-pg test-llm bench bench-maintenance venv dev-venv llm-venv clean
 
 # What serving needs (requirements.txt) and the `chatquota` command.
 venv: $(VENV)/.installed
@@ -52,6 +52,11 @@ test-llm: dev-venv llm-venv
 bench: venv
 	sh bench/ensure_wrk.sh
 	$(PY) -m bench.run
+
+# consume latency at 50 requests/s before and during prune-events and backup
+# of a 10M-event database (about 6 minutes).
+bench-maintenance: venv
+	$(PY) -m bench.stalls
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) .pytest_cache chatquota.egg-info
