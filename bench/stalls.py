@@ -120,11 +120,11 @@ class OpenLoop:
 
 
 class HTTPFailure(Exception):
-    """A response other than 200."""
+    """A response other than 2xx."""
 
 
 def consumer(base: str, key: str, user_uuid: str):
-    """Return a function that POSTs one consume and raises unless it is a 200."""
+    """Return a function that POSTs one consume and raises unless it succeeds (2xx)."""
     url = urlsplit(base)
     body = json.dumps({"user_uuid": user_uuid, "tokens": 7})
     headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
@@ -135,7 +135,7 @@ def consumer(base: str, key: str, user_uuid: str):
             conn.request("POST", f"{API}/consume/", body, headers)
             response = conn.getresponse()
             response.read()
-            if response.status != 200:
+            if not 200 <= response.status < 300:
                 raise HTTPFailure(f"HTTP {response.status}")
         finally:
             conn.close()

@@ -35,19 +35,20 @@ from ..periods import day_start
 from .errors import InvalidValue
 
 # Events deleted per write transaction: a few milliseconds of the writer lock.
-PRUNE_BATCH = 200
+PRUNE_BATCH = 100
 # After a batch, rest this many times as long as the batch held the lock
-# (and at least PRUNE_MIN_PAUSE seconds): the lock is free >= 75% of the time.
-PRUNE_REST_FACTOR = 3
+# (and at least PRUNE_MIN_PAUSE seconds): the lock is free >= 80% of the time.
+PRUNE_REST_FACTOR = 4
 PRUNE_MIN_PAUSE = 0.01
 # Checkpoint the WAL (PASSIVE) after this many batches (SQLite only).
-PRUNE_CHECKPOINT_EVERY = 2
+PRUNE_CHECKPOINT_EVERY = 4
 
 # Backup: pages copied per step and the pace of the copy (bytes per second).
 BACKUP_STEP_PAGES = 256
 BACKUP_RATE = 64 * 1024 * 1024
-# Flush the partial copy to disk after about this many bytes.
-BACKUP_SYNC_BYTES = 32 * 1024 * 1024
+# Flush the partial copy to disk after about this many bytes: a metering commit's
+# fsync that comes meanwhile waits for at most this much writeback.
+BACKUP_SYNC_BYTES = 2 * 1024 * 1024
 
 
 def prune_events(session: Session, before: date, tz: ZoneInfo) -> int:
