@@ -38,7 +38,7 @@ from .server import gunicorn
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 50  # consume requests per second
 TIMEOUT_S = 60
-WARMUP_S = 5
+WARMUP_S = 10
 BASELINE_S = 30
 AFTER_S = 15
 CROWD = 10_000
@@ -196,6 +196,16 @@ def idle(load: OpenLoop, name: str, seconds: float) -> Window:
     return Window(name, seconds, load.between(start, start + seconds))
 
 
+def _flush(path: Path) -> None:
+    """Write the seeded file out now: the kernel would otherwise flush its gigabytes
+    (written with synchronous=OFF) some 30 s later, in the middle of the baseline."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _deleted(out: str) -> str:
     count = int(re.search(r"Deleted (\d+)", out).group(1))
     return f"{count:,} events deleted"
@@ -208,6 +218,7 @@ def run_windows(work: Path) -> tuple[list[Window], list[str]]:
     s = seed.seed_accounts(url, str(db), crowd=CROWD)
     seed.add_history(str(db), EVENTS, CROWD, days=DAYS)
     size = db.stat().st_size
+    _flush(db)
     notes = [f"Database: {EVENTS:,} events of {CROWD:,} users over {DAYS} days, "
              f"{size / 2**30:.2f} GiB, seeded in {time.monotonic() - started:.0f}s; "
              f"`consume` at {RATE}/s (open loop, latency from each request's scheduled "

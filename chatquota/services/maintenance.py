@@ -5,7 +5,7 @@ and the audit log are kept elsewhere and stay exactly as they were.
 
 Both run beside a serving deployment and must never hold metering up:
 
-- Pruning deletes the oldest events a few hundred at a time, each batch its
+- Pruning deletes the oldest events a hundred at a time, each batch its
   own write transaction taken the way metering takes it (the writer flock,
   then `BEGIN IMMEDIATE`), and then rests for a few times as long as the
   batch held the lock, so metering has the lock almost all the time and a
