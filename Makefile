@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/chatquota_test
 # `make test-llm`: the gateway against a real llama.cpp server, from a venv of its own.
 LLM_VENV ?= .venv-llm
 
-.PHONY: run test test-pg test-llm bench bench-gateway venv dev-venv llm-venv clean
+.PHONY: run test test-pg test-llm bench bench-gateway bench-maintenance venv dev-venv llm-venv clean
 
 # What serving needs (requirements.txt) and the `chatquota` command.
 venv: $(VENV)/.installed
@@ -57,6 +57,11 @@ bench: venv
 # and hundreds of streams held open (bench/gateway.py).
 bench-gateway: venv
 	$(PY) -m bench.gateway
+
+# consume latency at 50 requests/s before and during prune-events and backup
+# of a 10M-event database (about 6 minutes).
+bench-maintenance: venv
+	$(PY) -m bench.stalls
 
 clean:
 	rm -rf $(VENV) $(LLM_VENV) .pytest_cache chatquota.egg-info

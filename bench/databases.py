@@ -70,12 +70,13 @@ def storage(path: Path) -> dict:
             "objects": [(name, tables.get(name, name), size) for name, size in sizes.items()]}
 
 
-def _big(work: Path, notes: list[str]) -> tuple[seed.Seeded, dict]:
+def big(work: Path, notes: list[str], name: str = "big.sqlite3") -> tuple[seed.Seeded, dict]:
+    """Return a copy of the 10M-event database in `work` (seeded, or from the cache) and its sizes."""
     day = datetime.now(UTC).strftime("%Y%m%d")
     key = (f"big-{migration_head()}-crowd{CROWD}-events{BIG['events']}-users{BIG['users']}"
            f"-days{seed.HISTORY_DAYS}-{day}")
     cached, meta = CACHE / f"{key}.sqlite3", CACHE / f"{key}.json"
-    target = work / "big.sqlite3"
+    target = work / name
     if cached.exists() and meta.exists():
         shutil.copyfile(cached, target)
         saved = json.loads(meta.read_text())
@@ -116,5 +117,5 @@ def prepare(work: Path) -> Databases:
     small = _seed_sqlite(work / "small.sqlite3", SMALL)
     normal = work / "normal.sqlite3"
     seed.copy_database(small.path, str(normal))
-    big, sizes = _big(work, notes)
-    return Databases(small, big, normal, postgres(notes), sizes, notes)
+    large, sizes = big(work, notes)
+    return Databases(small, large, normal, postgres(notes), sizes, notes)

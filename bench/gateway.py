@@ -27,10 +27,9 @@ from pathlib import Path
 import httpx
 
 from . import seed
-from .server import THREADS, WORKER_CLASS, WORKERS, gunicorn
+from .server import API, THREADS, WORKER_CLASS, WORKERS, app_env, gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
-API = "/api/chat-quota"
 HELD_MODEL = "held-tiny"  # served by the slow upstream (the upstreams file routes it)
 PROMPT = [{"role": "user", "content": "Say hello to the benchmark"}]
 REPLY_TOKENS = 16  # per latency call
@@ -390,14 +389,13 @@ def render(rows, idle, levels: list[Held], workers: str) -> str:
 
 # --- the section -------------------------------------------------------------------------
 
-def app_env(db_path: Path, direct: str, slow: str, work: Path) -> dict:
+def gateway_env(db_path: Path, direct: str, slow: str, work: Path) -> dict:
     """chatquota's environment: the database, and the upstreams (the held model to `slow`)."""
     upstreams = work / "upstreams.toml"
     upstreams.write_text(f'[[upstream]]\nname = "slow"\nurl = "{slow}"\n'
                          f'models = ["{HELD_MODEL}"]\n')
-    return {"CHATQUOTA_DATABASE_URL": f"sqlite:///{db_path}", "CHATQUOTA_SECRET_KEY": "bench",
-            "CHATQUOTA_TIMEZONE": "UTC", "CHATQUOTA_UPSTREAM_URL": direct,
-            "CHATQUOTA_UPSTREAMS_FILE": str(upstreams)}
+    return app_env(f"sqlite:///{db_path}", CHATQUOTA_UPSTREAM_URL=direct,
+                   CHATQUOTA_UPSTREAMS_FILE=str(upstreams))
 
 
 def section(work: Path) -> tuple[str, int]:
@@ -405,7 +403,7 @@ def section(work: Path) -> tuple[str, int]:
     db_path = work / "gateway.sqlite3"
     s = seed.seed_accounts(f"sqlite:///{db_path}", str(db_path))
     with upstream(0.0) as direct, upstream(STREAM_TOKEN_SECONDS) as slow, \
-            gunicorn("wsgi:app", "/health/", work, app_env(db_path, direct, slow, work)) as base:
+            gunicorn("wsgi:app", "/health/", work, gateway_env(db_path, direct, slow, work)) as base:
         rows = asyncio.run(latencies(direct, base + "/v1", s.key("spender")))
         idle = asyncio.run(probes(base, s))
         levels = []

@@ -19,26 +19,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from . import databases, gateway, openloop, report, rounds
+from . import databases, gateway, openloop, report, rounds, stalls
 from .load import CONNECTIONS, DURATION_S, THREADS, WARMUP_S
 from .rounds import Spec
 from .seed import CROWD_MEASURED, Seeded
-from .server import BASELINE_APP, WORKER_CLASS, WORKERS, gunicorn
+from .server import API, BASELINE_APP, WORKER_CLASS, WORKERS, app_env, gunicorn
 from .server import THREADS as SERVER_THREADS
 
-API = "/api/chat-quota"
 RATES = [100, 300, 500]
 BASELINE = Spec("baseline", "baseline", "/", "get.lua")
 
 # Other sections of the report, each `section(work) -> (Markdown, errors)`, run
 # after the measurements above with no server of theirs left up; add them here.
-SECTIONS: list[Callable[[Path], tuple[str, int]]] = [gateway.section]
-
-
-def app_env(url: str, **extra: str) -> dict:
-    """Return the environment of a chatquota server on the database at `url`."""
-    return {"CHATQUOTA_DATABASE_URL": url, "CHATQUOTA_SECRET_KEY": "bench",
-            "CHATQUOTA_TIMEZONE": "UTC", **extra}
+SECTIONS: list[Callable[[Path], tuple[str, int]]] = [gateway.section, stalls.section]
 
 
 def _sqlite(path) -> str:

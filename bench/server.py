@@ -15,11 +15,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "bench" / "gunicorn.conf.py"
 BASELINE_APP = "bench.baseline:app"
+API = "/api/chat-quota"
 READY_TIMEOUT = 60
 # What the project's gunicorn.conf.py chooses (CHATQUOTA_WORKERS, CHATQUOTA_THREADS).
 _PRODUCTION = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 WORKERS, THREADS, WORKER_CLASS = (_PRODUCTION["workers"], _PRODUCTION["threads"],
                                   _PRODUCTION["worker_class"])
+
+
+def app_env(url: str, **extra: str) -> dict:
+    """Return the environment of a chatquota server on the database at `url`."""
+    return {"CHATQUOTA_DATABASE_URL": url, "CHATQUOTA_SECRET_KEY": "bench",
+            "CHATQUOTA_TIMEZONE": "UTC", **extra}
 
 
 def free_port() -> int:

@@ -1,5 +1,7 @@
 """`prune-events` and `backup`: operator chores that must not lose anything."""
 
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
@@ -75,6 +77,32 @@ def test_prune_twice_deletes_nothing_more(app, runner, history):
 def test_prune_works_in_batches(app, session, history, monkeypatch):
     monkeypatch.setattr(maintenance, "PRUNE_BATCH", 2)
     assert maintenance.prune_events(session, date(2026, 12, 1), ZoneInfo("UTC")) == 5
+    assert event_tokens(app) == []
+
+
+@sqlite_only
+def test_prune_leaves_the_writer_lock_free_between_batches(app, session, history, monkeypatch):
+    """Between batches metering can take the writer lock (flock, then BEGIN IMMEDIATE) at once."""
+    monkeypatch.setattr(maintenance, "PRUNE_BATCH", 2)
+    rests, lock = [], app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///") + "-lock"
+
+    def rest(seconds):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if prune still held it
+        finally:
+            os.close(fd)
+        other = sqlite3.connect(lock.removesuffix("-lock"), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # nor does it hold SQLite's write lock
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        rests.append(seconds)
+
+    monkeypatch.setattr(maintenance.time, "sleep", rest)
+    assert maintenance.prune_events(session, date(2026, 12, 1), ZoneInfo("UTC")) == 5
+    assert len(rests) == 2 and all(s >= maintenance.PRUNE_MIN_PAUSE for s in rests)
     assert event_tokens(app) == []
 
 
