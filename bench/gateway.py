@@ -14,11 +14,8 @@ Alone: `python -m bench.gateway` (or `make bench-gateway`) prints the section.
 
 import asyncio
 import math
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from . import seed
-from .server import API, THREADS, WORKER_CLASS, WORKERS, app_env, gunicorn
+from .server import API, THREADS, WORKER_CLASS, WORKERS, app_env, gunicorn, standalone
 
 ROOT = Path(__file__).resolve().parent.parent
 HELD_MODEL = "held-tiny"  # served by the slow upstream (the upstreams file routes it)
@@ -423,20 +420,7 @@ def main() -> int:
     if sys.argv[1:2] == ["--upstream"]:
         serve_upstream(float(sys.argv[2]))
         return 0
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="chatquota-bench-gateway-"))
-    try:
-        markdown, failed = section(work)
-    finally:
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(markdown)
-    print(f"gateway bench took {time.monotonic() - started:.0f}s", file=sys.stderr)
-    if failed:
-        print(f"{failed} requests failed", file=sys.stderr)
-    return 1 if failed else 0
+    return standalone(section, "gateway")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 import os
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +23,31 @@ READY_TIMEOUT = 60
 _PRODUCTION = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 WORKERS, THREADS, WORKER_CLASS = (_PRODUCTION["workers"], _PRODUCTION["threads"],
                                   _PRODUCTION["worker_class"])
+
+
+@contextmanager
+def scratch(prefix: str):
+    """Yield a temporary folder for a run's databases and logs; remove it after (BENCH_KEEP=1 keeps it)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def standalone(section, name: str) -> int:
+    """Run one section of the benchmark alone; print its Markdown; return 1 if requests failed."""
+    started = time.monotonic()
+    with scratch(f"chatquota-bench-{name}-") as work:
+        markdown, failed = section(work)
+    print(markdown)
+    print(f"{name} bench took {time.monotonic() - started:.0f}s", file=sys.stderr)
+    if failed:
+        print(f"{failed} requests failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def app_env(url: str, **extra: str) -> dict:

@@ -18,10 +18,8 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,7 @@ from urllib.parse import urlsplit
 from chatquota import clock
 
 from . import databases, seed
-from .server import API, app_env, gunicorn
+from .server import API, app_env, gunicorn, standalone
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 50  # consume requests per second
@@ -273,22 +271,5 @@ def section(work: Path) -> tuple[str, int]:
     return render(windows, notes), sum(w.errors for w in windows)
 
 
-def main() -> int:
-    started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="chatquota-stalls-"))
-    try:
-        markdown, errors = section(work)
-    finally:
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    print(markdown)
-    print(f"bench took {time.monotonic() - started:.0f}s", file=sys.stderr)
-    if errors:
-        print(f"{errors} requests failed", file=sys.stderr)
-    return 1 if errors else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(standalone(section, "maintenance"))
