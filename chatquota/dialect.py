@@ -253,7 +253,7 @@ class Raw:
             raise DBAPIError.instance(None, None, error, self._driver_error) from error
 
     def _borrow(self, engine: Engine) -> "_Kept | None":
-        """Lend this thread's kept connection, making it first; None if it is lent already."""
+        """Lend this thread's kept connection (opened on first use); None if it is lent already."""
         kept = _THREAD_CONNECTIONS.by_engine.get(engine)
         if kept is None or kept.pid != os.getpid():  # none yet, or the parent's (forked)
             kept = _Kept(self._check_out(engine), os.getpid())
