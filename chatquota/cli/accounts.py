@@ -7,7 +7,7 @@ import click
 from flask import current_app
 
 from ..periods import PERIODS
-from .common import call, command, fail, limit_changes, limit_options, load, parse_limit, user_named
+from .common import call, command, default_limit, limit_changes, limit_options, load, user_named
 
 
 @command("create-user")
@@ -50,9 +50,7 @@ def set_default(period, limit):
     from ..extensions import db
     from ..services import limits
 
-    value = parse_limit(limit, f"{period}_limit")
-    if value is None:
-        fail("LIMIT must be an integer >= -1.")
+    value = default_limit(period, limit)
     limits.set_defaults(db.session, None, {period: value})
     click.echo(f"{period} default set to {value}.", err=True)
 
@@ -65,9 +63,7 @@ def set_quota(name, daily, weekly, monthly):
     from ..extensions import db
     from ..services import limits
 
-    changes = limit_changes(daily=daily, weekly=weekly, monthly=monthly)
-    if not changes:
-        fail("Give at least one of --daily, --weekly, --monthly.")
+    changes = limit_changes(required=True, daily=daily, weekly=weekly, monthly=monthly)
     call(limits.set_quota, db.session, None, user_named(name).uuid, changes)
     click.echo(f"Quota of {name} updated.", err=True)
 

@@ -88,10 +88,24 @@ def group_named(name: str):
     return call(groups.get_group_by_name, db.session, name)
 
 
-def limit_changes(**given) -> dict[str, int | None]:
-    """Return `<period>_limit` -> value for the --daily/--weekly/--monthly options given."""
-    return {f"{p}_limit": parse_limit(v, f"{p}_limit")
-            for p, v in given.items() if v is not None}
+def limit_changes(required: bool = False, **given) -> dict[str, int | None]:
+    """Return `<period>_limit` -> value for the --daily/--weekly/--monthly options given.
+
+    `required`: stop with an error unless at least one was given.
+    """
+    changes = {f"{p}_limit": parse_limit(v, f"{p}_limit")
+               for p, v in given.items() if v is not None}
+    if required and not changes:
+        fail("Give at least one of --daily, --weekly, --monthly.")
+    return changes
+
+
+def default_limit(period: str, limit: str) -> int:
+    """Return the LIMIT argument of a set-default command, or stop naming what is wrong."""
+    value = parse_limit(limit, f"{period}_limit")
+    if value is None:
+        fail("LIMIT must be an integer >= -1.")
+    return value
 
 
 def limit_options(fn):

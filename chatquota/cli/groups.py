@@ -6,7 +6,8 @@ import click
 from flask import current_app
 
 from ..periods import PERIODS
-from .common import call, command, fail, group_named, limit_changes, limit_options, load, parse_limit, user_named
+from .common import (call, command, default_limit, group_named, limit_changes, limit_options, load,
+                     user_named)
 
 
 @command("create-group")
@@ -56,9 +57,7 @@ def set_group_quota(group, daily, weekly, monthly):
     from ..extensions import db
     from ..services import groups
 
-    changes = limit_changes(daily=daily, weekly=weekly, monthly=monthly)
-    if not changes:
-        fail("Give at least one of --daily, --weekly, --monthly.")
+    changes = limit_changes(required=True, daily=daily, weekly=weekly, monthly=monthly)
     call(groups.set_group_quota, db.session, None, group_named(group).uuid, changes)
     click.echo(f"Quota of group {group} updated.", err=True)
 
@@ -71,9 +70,7 @@ def set_group_default(period, limit):
     from ..extensions import db
     from ..services import limits
 
-    value = parse_limit(limit, f"{period}_limit")
-    if value is None:
-        fail("LIMIT must be an integer >= -1.")
+    value = default_limit(period, limit)
     limits.set_defaults(db.session, None, {period: value}, limits.GROUP)
     click.echo(f"{period} group default set to {value}.", err=True)
 
